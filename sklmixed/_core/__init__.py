@@ -1,0 +1,188 @@
+"""Numerical core: numpy/scipy arrays in, a fitted linear mixed model out.
+
+No estimator, no pandas. :func:`fit_lmm` chains the small steps: reduce the data to
+cross-products, minimize the profiled criterion over θ, solve at the optimum.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+
+from types import SimpleNamespace
+
+from .blocks import BlockedFactor, _schur_cholesky, cross_products
+from .deviance import (
+    Solution,
+    deviance_from_factor,
+    fixed_effects_from_factor,
+    objective,
+    solve,
+)
+from .optimize import OptimizerRecord, minimize_theta
+from .terms import RandomTerm
+
+__all__ = ["RandomTerm", "CoreFit", "fit_lmm", "lme4_term_order"]
+
+
+@dataclass(frozen=True)
+class CoreFit:
+    """A fitted model in the terms' original order.
+
+    Attributes
+    ----------
+    record : OptimizerRecord
+        θ here is in lme4's order: terms sorted by decreasing number of levels.
+    solution : Solution
+        ``modes`` and ``cond_cov`` in the caller's term order; ``beta`` for the
+        original response.
+    term_order : tuple of int
+        Positions of the caller's terms in lme4's order.
+    theta_sizes : tuple of int
+        Number of θ entries of each term, in the caller's order.
+    theta_lower : ndarray
+        Lower bounds of θ, in lme4's order.
+    n_obs : int
+        Number of observations.
+    """
+
+    record: OptimizerRecord
+    solution: Solution
+    term_order: tuple
+    theta_sizes: tuple
+    theta_lower: np.ndarray
+    n_obs: int
+
+
+def lme4_term_order(terms) -> tuple:
+    """lme4's order of random-effect terms: decreasing number of levels, stable."""
+    return tuple(sorted(range(len(terms)), key=lambda i: -terms[i].n_levels))
+
+
+def _least_squares_offset(X, y):
+    """Coefficients of a least-squares fit of ``y`` on ``X``, refined once.
+
+    Removing this fit before forming cross-products keeps ``yᵀy`` from swamping the
+    penalized residual sum of squares (a response around 1e6 would otherwise lose
+    every significant digit of it). Any offset is valid: it only shifts β.
+    """
+    if X.shape[1] == 0:
+        return np.zeros(0), y
+    XtX = X.T @ X
+    gamma = np.linalg.lstsq(XtX, X.T @ y, rcond=None)[0]
+    resid = y - X @ gamma
+    correction = np.linalg.lstsq(XtX, X.T @ resid, rcond=None)[0]
+    return gamma + correction, resid - X @ correction
+
+
+def fit_lmm(
+    X,
+    y,
+    terms,
+    *,
+    weights=None,
+    reml=True,
+    xtol_abs=1e-8,
+    ftol_abs=1e-8,
+    max_evals=100_000,
+) -> CoreFit:
+    """Fit a linear mixed model by minimizing lme4's profiled criterion.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, p)
+        Fixed-effects model matrix of full column rank.
+    y : ndarray of shape (n,)
+        Response.
+    terms : sequence of RandomTerm
+        One per grouping factor, in any order.
+    weights : ndarray of shape (n,), optional
+        Prior weights: observation ``i`` has residual variance ``σ²/wᵢ``.
+    reml : bool
+        REML criterion (True) or ML deviance (False).
+    xtol_abs, ftol_abs, max_evals
+        Optimizer settings, see :func:`minimize_theta`.
+
+    Returns
+    -------
+    CoreFit
+    """
+    order = lme4_term_order(terms)
+    ordered = [terms[i] for i in order]
+    offset, resid = _least_squares_offset(X, y)
+    sqrt_weights = None if weights is None else np.sqrt(weights)
+    if not terms:
+        return _fit_fixed_only(X, resid, offset, sqrt_weights, reml)
+    cp = cross_products(X, resid, ordered, sqrt_weights)
+    lower = np.concatenate([t.theta_lower() for t in ordered])
+    record = minimize_theta(
+        partial(objective, cp=cp, terms=ordered, reml=reml),
+        np.concatenate([t.theta_start() for t in ordered]),
+        lower,
+        xtol_abs=xtol_abs,
+        ftol_abs=ftol_abs,
+        max_evals=max_evals,
+    )
+    sol = solve(record.theta, cp, ordered, reml)
+    unsort = np.argsort(order)
+    sol = Solution(
+        beta=sol.beta + offset,
+        beta_cov=sol.beta_cov,
+        sigma=sol.sigma,
+        modes=[sol.modes[i] for i in unsort],
+        cond_cov=None if sol.cond_cov is None else [sol.cond_cov[i] for i in unsort],
+        deviance=sol.deviance,
+        ml_deviance=sol.ml_deviance,
+        pwrss=sol.pwrss,
+        logdet_L=sol.logdet_L,
+        logdet_RX=sol.logdet_RX,
+    )
+    return CoreFit(
+        record=record,
+        solution=sol,
+        term_order=order,
+        theta_sizes=tuple(t.n_theta for t in terms),
+        theta_lower=lower,
+        n_obs=X.shape[0],
+    )
+
+
+def _fit_fixed_only(X, resid, offset, sqrt_weights, reml) -> CoreFit:
+    """No grouping factor: weighted least squares, reported like a mixed model."""
+    XY = np.column_stack([X, resid])
+    sum_log_weights = 0.0
+    if sqrt_weights is not None:
+        XY *= sqrt_weights[:, None]
+        sum_log_weights = float(2.0 * np.log(sqrt_weights).sum())
+    n, p = X.shape
+    L33 = _schur_cholesky(XY.T @ XY)
+    factor = BlockedFactor((), np.zeros((0, 1, 1)), np.zeros((0, p + 1)), None, None, None, L33, 0.0)
+    cp = SimpleNamespace(n_obs=n, n_fixed=p, sum_log_weights=sum_log_weights)
+    crit = deviance_from_factor(factor, cp, reml)
+    ml_dev = deviance_from_factor(factor, cp, False)
+    beta, beta_cov, sigma2 = fixed_effects_from_factor(factor, n, p, reml)
+    record = OptimizerRecord(
+        optimizer="none (no random effects)",
+        theta_start=np.zeros(0),
+        theta=np.zeros(0),
+        fmin=crit,
+        n_evals=0,
+        converged=True,
+        message="no random effects: closed form",
+        on_boundary=np.zeros(0, dtype=bool),
+    )
+    sol = Solution(
+        beta=beta + offset,
+        beta_cov=beta_cov,
+        sigma=float(np.sqrt(sigma2)),
+        modes=[],
+        cond_cov=[],
+        deviance=crit,
+        ml_deviance=ml_dev,
+        pwrss=factor.pwrss,
+        logdet_L=0.0,
+        logdet_RX=factor.logdet_RX,
+    )
+    return CoreFit(record, sol, (), (), np.zeros(0), n)

@@ -1,0 +1,290 @@
+"""Blocked cross-products of ``[Z X y]`` and their blocked Cholesky factor.
+
+Notation follows lme4 (Bates et al. 2015, section 3) and MixedModels.jl. Random-effect
+columns are split in two blocks: block 1 is the grouping factor with the most levels,
+whose ``Zᵀ Z`` block is block diagonal (one ``q₁ × q₁`` block per level); block 2 stacks
+every other factor and is kept dense. The third block is ``[X y]``. With ``Λ`` the
+relative covariance factor, the lower triangular ``L`` satisfies::
+
+    L Lᵀ = [Λᵀ Zᵀ Z Λ + I   Λᵀ Zᵀ [X y]]
+           [[X y]ᵀ Z Λ      [X y]ᵀ [X y]]
+
+Everything that depends on the rows is reduced once, by :func:`cross_products`; the
+per-θ update :func:`factorize` then costs O(levels₁·q₁³ + nnz(Z₂ᵀZ₁)·q₁ + Q₂³ + p³),
+independent of the number of rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg
+import scipy.sparse as sp
+
+from .terms import RandomTerm
+
+__all__ = ["CrossProducts", "BlockedFactor", "cross_products", "factorize"]
+
+
+@dataclass(frozen=True)
+class CrossProducts:
+    """``[Z X y]ᵀ[Z X y]`` in the blocks the factorization needs (computed once per fit).
+
+    Attributes
+    ----------
+    A11 : ndarray of shape (m1, q1, q1)
+        Per-level ``Z₁ᵀZ₁`` blocks of the first factor.
+    Z1tXY : ndarray of shape (m1, q1, p + 1)
+        Per-level ``Z₁ᵀ[X y]``.
+    A21 : ndarray of shape (nnzb, q1) or None
+        Non-zero column blocks of ``Z₂ᵀZ₁``: entry ``k`` is row ``A21_rows[k]`` of
+        ``Z₂ᵀZ₁`` restricted to the columns of level ``A21_levels[k]`` of factor 1.
+    A22 : ndarray of shape (Q2, Q2) or None
+        ``Z₂ᵀZ₂``, dense.
+    Z2tXY : ndarray of shape (Q2, p + 1) or None
+        ``Z₂ᵀ[X y]``.
+    XYtXY : ndarray of shape (p + 1, p + 1)
+        ``[X y]ᵀ[X y]``.
+    n_obs, n_fixed : int
+        Rows and fixed-effect columns.
+    sum_log_weights : float
+        ``Σ log wᵢ`` of the prior weights (0 when unweighted).
+    """
+
+    A11: np.ndarray
+    Z1tXY: np.ndarray
+    A21: np.ndarray | None
+    A21_rows: np.ndarray | None
+    A21_levels: np.ndarray | None
+    A22: np.ndarray | None
+    Z2tXY: np.ndarray | None
+    XYtXY: np.ndarray
+    n_obs: int
+    n_fixed: int
+    sum_log_weights: float
+
+    @property
+    def has_second_block(self) -> bool:
+        return self.A22 is not None
+
+
+def _term_matrix(term: RandomTerm, sqrt_weights, offset: int, width: int) -> sp.csr_array:
+    """``Z`` of one term as an ``n × width`` CSR matrix, its columns level-major from ``offset``."""
+    n, q = term.columns.shape
+    cols = offset + term.codes[:, None] * q + np.arange(q)
+    vals = term.columns if sqrt_weights is None else term.columns * sqrt_weights[:, None]
+    return sp.csr_array(
+        (vals.ravel(), cols.ravel(), np.arange(0, n * q + 1, q)), shape=(n, width)
+    )
+
+
+def cross_products(X, y, terms, sqrt_weights=None) -> CrossProducts:
+    """Reduce the data to the cross-products of ``[Z X y]`` in one pass.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, p)
+        Fixed-effects model matrix (full column rank).
+    y : ndarray of shape (n,)
+        Response, ideally with a least-squares fit already removed so that ``yᵀy``
+        does not cancel catastrophically in the Schur complement.
+    terms : sequence of RandomTerm
+        Grouping factors, the one to keep block diagonal first.
+    sqrt_weights : ndarray of shape (n,), optional
+        Square roots of the prior weights.
+
+    Returns
+    -------
+    CrossProducts
+    """
+    n, p = X.shape
+    XY = np.column_stack([X, y])
+    sum_log_weights = 0.0
+    if sqrt_weights is not None:
+        XY *= sqrt_weights[:, None]
+        sum_log_weights = float(2.0 * np.log(sqrt_weights).sum())
+    first = terms[0]
+    m1, q1 = first.n_levels, first.q
+    Q1 = m1 * q1
+    Z1 = _term_matrix(first, sqrt_weights, 0, Q1)
+    Z1t = Z1.T.tocsr()
+    Z1tXY = (Z1t @ XY).reshape(m1, q1, p + 1)
+    A11 = np.zeros((m1, q1, q1))
+    Z1cols = first.columns if sqrt_weights is None else first.columns * sqrt_weights[:, None]
+    for a in range(q1):
+        for b in range(a + 1):
+            A11[:, a, b] = np.bincount(first.codes, Z1cols[:, a] * Z1cols[:, b], minlength=m1)
+            A11[:, b, a] = A11[:, a, b]
+    A21 = A21_rows = A21_levels = A22 = Z2tXY = None
+    if len(terms) > 1:
+        widths = [t.n_levels * t.q for t in terms[1:]]
+        Q2 = int(sum(widths))
+        offsets = np.concatenate([[0], np.cumsum(widths)[:-1]])
+        Z2 = sum(
+            _term_matrix(t, sqrt_weights, int(o), Q2) for t, o in zip(terms[1:], offsets)
+        ).tocsr()
+        Z2t = Z2.T.tocsr()
+        A22 = (Z2t @ Z2).toarray()
+        Z2tXY = Z2t @ XY
+        # Z₂ᵀZ₁ in column blocks of width q1: the blocks are what Λ₁ and L₁₁ act on.
+        A21_sparse = (Z2t @ Z1).tocoo()
+        block_key = A21_sparse.row.astype(np.int64) * m1 + A21_sparse.col // q1
+        keys, inverse = np.unique(block_key, return_inverse=True)
+        A21 = np.zeros((keys.size, q1))
+        np.add.at(A21, (inverse, A21_sparse.col % q1), A21_sparse.data)
+        A21_rows = (keys // m1).astype(np.intp)
+        A21_levels = (keys % m1).astype(np.intp)
+    return CrossProducts(
+        A11=A11,
+        Z1tXY=Z1tXY,
+        A21=A21,
+        A21_rows=A21_rows,
+        A21_levels=A21_levels,
+        A22=A22,
+        Z2tXY=Z2tXY,
+        XYtXY=XY.T @ XY,
+        n_obs=n,
+        n_fixed=p,
+        sum_log_weights=sum_log_weights,
+    )
+
+
+@dataclass(frozen=True)
+class BlockedFactor:
+    """The blocked Cholesky factor ``L`` at one θ.
+
+    Attributes
+    ----------
+    L11 : ndarray of shape (m1, q1, q1)
+        Per-level Cholesky factors of ``T₁ᵀ A₁₁ T₁ + I``.
+    L31t : ndarray of shape (Q1, p + 1)
+        ``L₃₁ᵀ``: rows of ``L`` for ``[X y]`` against block 1, transposed.
+    G : scipy.sparse.csr_array of shape (Q2, Q1) or None
+        ``Z₂ᵀZ₁Λ₁L₁₁⁻ᵀ``, so that ``L₂₁ = Λ₂ᵀ G``.
+    L22 : ndarray of shape (Q2, Q2) or None
+        Dense lower Cholesky factor of block 2.
+    L32t : ndarray of shape (Q2, p + 1) or None
+        ``L₃₂ᵀ``.
+    L33 : ndarray of shape (p + 1, p + 1)
+        Lower Cholesky factor of the ``[X y]`` Schur complement; its last diagonal
+        element squared is the penalized residual sum of squares.
+    logdet_L : float
+        ``log |L_Z|²`` of the random-effects part (lme4's ``ldL2``).
+    """
+
+    T: tuple
+    L11: np.ndarray
+    L31t: np.ndarray
+    G: sp.csr_array | None
+    L22: np.ndarray | None
+    L32t: np.ndarray | None
+    L33: np.ndarray
+    logdet_L: float
+
+    @property
+    def logdet_RX(self) -> float:
+        """``log |R_X|²`` (lme4's ``ldRX2``)."""
+        return float(2.0 * np.log(np.diag(self.L33)[:-1]).sum())
+
+    @property
+    def pwrss(self) -> float:
+        """Penalized weighted residual sum of squares."""
+        return float(self.L33[-1, -1] ** 2)
+
+
+def _apply_lambda_t(M, terms, T):
+    """``Λ₂ᵀ M`` for the stacked block-2 terms, ``M`` of shape (Q2, k)."""
+    out = np.empty_like(M)
+    start = 0
+    for term, Tj in zip(terms, T):
+        stop = start + term.n_levels * term.q
+        if term.q == 1:
+            out[start:stop] = Tj[0, 0] * M[start:stop]
+        else:
+            R = M[start:stop].reshape(term.n_levels, term.q, -1)
+            out[start:stop] = np.einsum("ab,mak->mbk", Tj, R).reshape(stop - start, -1)
+        start = stop
+    return out
+
+
+def _apply_lambda(M, terms, T):
+    """``Λ₂ M`` for the stacked block-2 terms, ``M`` of shape (Q2, k)."""
+    return _apply_lambda_t(M, terms, [Tj.T for Tj in T])
+
+
+def split_theta(theta, terms):
+    """Split the θ vector into the relative covariance factors ``T`` of each term."""
+    T, start = [], 0
+    for term in terms:
+        T.append(term.factor(theta[start : start + term.n_theta]))
+        start += term.n_theta
+    return T
+
+
+def factorize(cp: CrossProducts, terms, theta) -> BlockedFactor:
+    """Update the blocked Cholesky factor ``L`` for a new θ.
+
+    Parameters
+    ----------
+    cp : CrossProducts
+    terms : sequence of RandomTerm
+        The terms ``cp`` was computed from, in the same order.
+    theta : ndarray
+        Concatenated θ of the terms.
+
+    Returns
+    -------
+    BlockedFactor
+    """
+    T = split_theta(theta, terms)
+    T1 = T[0]
+    m1, q1, k = cp.Z1tXY.shape
+    if q1 == 1:
+        # Scalar blocks: no batched LAPACK calls, just vector arithmetic.
+        t = T1[0, 0]
+        l11 = np.sqrt(t * t * cp.A11[:, 0, 0] + 1.0)
+        L11 = l11[:, None, None]
+        L31t = (t / l11)[:, None] * cp.Z1tXY[:, 0, :]
+        logdet_L = 2.0 * np.log(l11).sum()
+    else:
+        M = T1.T @ cp.A11 @ T1
+        M[:, np.arange(q1), np.arange(q1)] += 1.0
+        L11 = np.linalg.cholesky(M)
+        L31t = np.linalg.solve(L11, T1.T @ cp.Z1tXY).reshape(m1 * q1, k)
+        logdet_L = 2.0 * np.log(np.diagonal(L11, axis1=1, axis2=2)).sum()
+    S33 = cp.XYtXY - L31t.T @ L31t
+    G = L22 = L32t = None
+    if cp.has_second_block:
+        block_terms = terms[1:]
+        Q2 = cp.A22.shape[0]
+        # Λ₁ L₁₁⁻ᵀ is block diagonal with blocks T₁ L₁₁,ᵢ⁻ᵀ.
+        B1 = T1 @ np.linalg.inv(L11).transpose(0, 2, 1) if q1 > 1 else (T1[0, 0] / L11)
+        Gvals = np.einsum("ka,kab->kb", cp.A21, B1[cp.A21_levels])
+        cols = (cp.A21_levels[:, None] * q1 + np.arange(q1)).ravel()
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(cp.A21_rows, minlength=Q2) * q1)])
+        G = sp.csr_array((Gvals.ravel(), cols, indptr), shape=(Q2, m1 * q1))
+        S22 = _apply_lambda_t(cp.A22 - (G @ G.T).toarray(), block_terms, T[1:])
+        S22 = _apply_lambda_t(S22.T, block_terms, T[1:])
+        S22[np.diag_indices(Q2)] += 1.0
+        L22 = scipy.linalg.cholesky(S22, lower=True, check_finite=False)
+        R = _apply_lambda_t(cp.Z2tXY - G @ L31t, block_terms, T[1:])
+        L32t = scipy.linalg.solve_triangular(L22, R, lower=True, check_finite=False)
+        S33 -= L32t.T @ L32t
+        logdet_L += 2.0 * np.log(np.diag(L22)).sum()
+    L33 = _schur_cholesky(S33)
+    return BlockedFactor(T, L11, L31t, G, L22, L32t, L33, float(logdet_L))
+
+
+def _schur_cholesky(S):
+    """Cholesky factor of the ``[X y]`` Schur complement, tolerant of an exact fit.
+
+    When ``y`` lies (numerically) in the span of ``X`` and ``ZΛ`` the last pivot can
+    round to a tiny negative number; it is the penalized RSS, so it is clamped at 0.
+    """
+    p = S.shape[0] - 1
+    L = np.zeros_like(S)
+    L[:p, :p] = np.linalg.cholesky(S[:p, :p])
+    L[p, :p] = scipy.linalg.solve_triangular(L[:p, :p], S[:p, p], lower=True, check_finite=False)
+    L[p, p] = np.sqrt(max(S[p, p] - L[p, :p] @ L[p, :p], 0.0))
+    return L

@@ -1,0 +1,171 @@
+"""Profiled deviance and REML criterion as functions of θ, and the solution at a θ.
+
+With β and σ profiled out (Bates et al. 2015, eqs. 34 and 41)::
+
+    ML:    d(θ)   = log|L_Z|² − Σ log w + n (1 + log(2π r²/n))
+    REML:  d_R(θ) = log|L_Z|² − Σ log w + log|R_X|² + (n − p)(1 + log(2π r²/(n − p)))
+
+where ``r²`` is the penalized weighted residual sum of squares.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg
+
+from .blocks import BlockedFactor, CrossProducts, _apply_lambda, _apply_lambda_t, factorize
+
+__all__ = ["objective", "deviance_from_factor", "fixed_effects_from_factor", "Solution", "solve"]
+
+_LOG_2PI = float(np.log(2.0 * np.pi))
+
+
+def deviance_from_factor(factor: BlockedFactor, cp: CrossProducts, reml: bool) -> float:
+    """The profiled criterion (−2 log-likelihood) from an updated factor."""
+    n, p = cp.n_obs, cp.n_fixed
+    pwrss = factor.pwrss
+    if pwrss <= 0.0:
+        return -np.inf
+    dev = factor.logdet_L - cp.sum_log_weights
+    if reml:
+        nmp = n - p
+        return float(dev + factor.logdet_RX + nmp * (1.0 + _LOG_2PI + np.log(pwrss / nmp)))
+    return float(dev + n * (1.0 + _LOG_2PI + np.log(pwrss / n)))
+
+
+def objective(theta, cp: CrossProducts, terms, reml: bool) -> float:
+    """The profiled deviance (``reml=False``) or REML criterion at θ."""
+    return deviance_from_factor(factorize(cp, terms, theta), cp, reml)
+
+
+@dataclass(frozen=True)
+class Solution:
+    """Everything lme4 reports at one θ.
+
+    Attributes
+    ----------
+    beta : ndarray of shape (p,)
+        Fixed effects (of the response the cross-products were built from).
+    beta_cov : ndarray of shape (p, p)
+        ``σ² (R_Xᵀ R_X)⁻¹``.
+    sigma : float
+        Residual standard deviation (REML or ML estimate).
+    modes : list of ndarray of shape (n_levels, q)
+        Conditional modes ``b = Λ u`` of each term.
+    cond_cov : list of ndarray of shape (n_levels, q, q) or None
+        Conditional covariance of each level's modes (lme4's ``condVar``); None when
+        too large to compute.
+    deviance : float
+        The criterion at θ (REML or ML as fitted).
+    ml_deviance : float
+        The ML deviance at θ (lme4's ``deviance(fit, REML = FALSE)``).
+    pwrss, logdet_L, logdet_RX : float
+        Parts of the criterion.
+    """
+
+    beta: np.ndarray
+    beta_cov: np.ndarray
+    sigma: float
+    modes: list
+    cond_cov: list | None
+    deviance: float
+    ml_deviance: float
+    pwrss: float
+    logdet_L: float
+    logdet_RX: float
+
+
+def fixed_effects_from_factor(factor: BlockedFactor, n, p, reml):
+    """β, its covariance ``σ² (R_Xᵀ R_X)⁻¹`` and σ² from the ``[X y]`` block of ``L``."""
+    L33 = factor.L33
+    RX = L33[:p, :p]
+    beta = scipy.linalg.solve_triangular(RX.T, L33[p, :p], lower=False, check_finite=False)
+    sigma2 = factor.pwrss / (n - p if reml else n)
+    RX_inv = scipy.linalg.solve_triangular(RX, np.eye(p), lower=True, check_finite=False)
+    return beta, sigma2 * (RX_inv.T @ RX_inv), sigma2
+
+
+# Above this many entries the dense Q₂ × Q₁ matrix behind the first factor's
+# conditional covariances is not formed.
+_MAX_COND_COV_ENTRIES = 20_000_000
+
+
+def solve(theta, cp: CrossProducts, terms, reml: bool) -> Solution:
+    """β, σ, the conditional modes and their covariances at θ."""
+    factor = factorize(cp, terms, theta)
+    n, p = cp.n_obs, cp.n_fixed
+    beta, beta_cov, sigma2 = fixed_effects_from_factor(factor, n, p, reml)
+
+    # Back-substitution through L' for the spherical modes u, then b = Λu.
+    resid_coef = np.append(-beta, 1.0)
+    T = factor.T
+    first = terms[0]
+    m1, q1 = first.n_levels, first.q
+    c1 = (factor.L31t @ resid_coef).reshape(m1, q1)
+    modes = [None] * len(terms)
+    if cp.has_second_block:
+        u2 = scipy.linalg.solve_triangular(
+            factor.L22.T, factor.L32t @ resid_coef, lower=False, check_finite=False
+        )
+        # L₂₁ᵀ u₂ = Gᵀ Λ₂ u₂
+        c1 = c1 - (factor.G.T @ _apply_lambda(u2[:, None], terms[1:], T[1:]))[:, 0].reshape(
+            m1, q1
+        )
+        b2 = _apply_lambda(u2[:, None], terms[1:], T[1:])[:, 0]
+        start = 0
+        for j, term in enumerate(terms[1:], start=1):
+            stop = start + term.n_levels * term.q
+            modes[j] = b2[start:stop].reshape(term.n_levels, term.q)
+            start = stop
+    u1 = np.linalg.solve(factor.L11.transpose(0, 2, 1), c1[:, :, None])[:, :, 0]
+    modes[0] = u1 @ T[0].T
+
+    ml_dev = factor.logdet_L - cp.sum_log_weights + n * (
+        1.0 + _LOG_2PI + np.log(factor.pwrss / n)
+    )
+    crit = deviance_from_factor(factor, cp, reml)
+    return Solution(
+        beta=beta,
+        beta_cov=beta_cov,
+        sigma=float(np.sqrt(sigma2)),
+        modes=modes,
+        cond_cov=_conditional_covariances(factor, cp, terms, sigma2),
+        deviance=crit,
+        ml_deviance=float(ml_dev),
+        pwrss=factor.pwrss,
+        logdet_L=factor.logdet_L,
+        logdet_RX=factor.logdet_RX,
+    )
+
+
+def _conditional_covariances(factor: BlockedFactor, cp, terms, sigma2):
+    """Diagonal blocks of ``σ² Λ (L_Z L_Zᵀ)⁻¹ Λᵀ``, one ``q × q`` block per level."""
+    T = factor.T
+    L11_inv = np.linalg.inv(factor.L11)  # (m1, q1, q1)
+    V1 = L11_inv.transpose(0, 2, 1) @ L11_inv
+    if not cp.has_second_block:
+        return [sigma2 * (T[0] @ V1 @ T[0].T)]
+    Q2, Q1 = factor.G.shape
+    if Q2 * Q1 > _MAX_COND_COV_ENTRIES:
+        return None
+    m1, q1 = terms[0].n_levels, terms[0].q
+    # Column block i of L⁻¹ for factor 1 is [L₁₁,ᵢ⁻¹ ; −L₂₂⁻¹ L₂₁ Eᵢ L₁₁,ᵢ⁻¹].
+    L21 = _apply_lambda_t(factor.G.toarray(), terms[1:], T[1:])
+    H = scipy.linalg.solve_triangular(factor.L22, L21, lower=True, check_finite=False)
+    K = np.einsum("rma,mab->mrb", H.reshape(Q2, m1, q1), L11_inv)
+    V1 = V1 + K.transpose(0, 2, 1) @ K
+    out = [sigma2 * (T[0] @ V1 @ T[0].T)]
+    L22_inv = scipy.linalg.solve_triangular(
+        factor.L22, np.eye(Q2), lower=True, check_finite=False
+    )
+    start = 0
+    for term, Tj in zip(terms[1:], T[1:]):
+        stop = start + term.n_levels * term.q
+        cols = L22_inv[:, start:stop].reshape(Q2, term.n_levels, term.q)
+        Vj = np.einsum("rma,rmb->mab", cols, cols)
+        out.append(sigma2 * (Tj @ Vj @ Tj.T))
+        start = stop
+    return out
+

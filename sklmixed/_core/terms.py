@@ -1,0 +1,83 @@
+"""One grouping factor's random effects: level codes, model columns and its share of θ.
+
+The relative covariance factor of a grouping factor with ``q`` columns is a lower
+triangular ``q × q`` matrix ``T``; the factor's covariance is ``σ² T Tᵀ`` and the big
+``Λ`` of lme4 is ``T`` repeated once per level. Columns may be split into independent
+blocks (lme4's ``(1 | g) + (0 + x | g)`` or ``(1 + x || g)``): ``T`` is then block
+diagonal and only the lower triangle of each block is free. θ holds the free entries
+block by block, each block column-wise, which is lme4's ordering.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["RandomTerm"]
+
+
+@dataclass(frozen=True)
+class RandomTerm:
+    """Random effects of one grouping factor, as the numerical core sees them.
+
+    Parameters
+    ----------
+    codes : ndarray of shape (n_samples,), dtype intp
+        Level of each row, in ``range(n_levels)``.
+    columns : ndarray of shape (n_samples, q)
+        Model columns whose coefficients vary by level (a column of ones for a
+        random intercept).
+    n_levels : int
+        Number of levels of the factor.
+    blocks : tuple of tuple of int
+        Partition of ``range(q)`` into correlated blocks; one block holding every
+        column is an unstructured covariance, singletons a diagonal one.
+    """
+
+    codes: np.ndarray
+    columns: np.ndarray
+    n_levels: int
+    blocks: tuple[tuple[int, ...], ...]
+    # Row and column of T for each θ entry, and which θ entries sit on the diagonal.
+    theta_rows: np.ndarray = field(init=False, repr=False)
+    theta_cols: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self):
+        rows, cols = [], []
+        for block in self.blocks:
+            for j, col in enumerate(block):
+                for row in block[j:]:
+                    rows.append(row)
+                    cols.append(col)
+        object.__setattr__(self, "theta_rows", np.asarray(rows, dtype=np.intp))
+        object.__setattr__(self, "theta_cols", np.asarray(cols, dtype=np.intp))
+
+    @property
+    def q(self) -> int:
+        """Number of random-effect columns per level."""
+        return self.columns.shape[1]
+
+    @property
+    def n_theta(self) -> int:
+        """Number of free entries of ``T``."""
+        return self.theta_rows.size
+
+    @property
+    def theta_on_diagonal(self) -> np.ndarray:
+        """Boolean mask of the θ entries that are diagonal elements of ``T``."""
+        return self.theta_rows == self.theta_cols
+
+    def theta_start(self) -> np.ndarray:
+        """lme4's starting value: ``T`` the identity."""
+        return self.theta_on_diagonal.astype(float)
+
+    def theta_lower(self) -> np.ndarray:
+        """Lower bounds: 0 on the diagonal of ``T``, unbounded elsewhere."""
+        return np.where(self.theta_on_diagonal, 0.0, -np.inf)
+
+    def factor(self, theta: np.ndarray) -> np.ndarray:
+        """The ``q × q`` lower triangular relative covariance factor ``T``."""
+        T = np.zeros((self.q, self.q))
+        T[self.theta_rows, self.theta_cols] = theta
+        return T

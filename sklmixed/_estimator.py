@@ -1,0 +1,437 @@
+"""MixedLMRegressor: the scikit-learn face of the numerical core.
+
+``__init__`` only stores parameters. ``fit`` validates, builds the model arrays
+through a design (columns of X, or an lme4 formula), hands plain arrays to
+:func:`sklmixed._core.fit_lmm` and copies the named :class:`MixedLMResult` onto the
+fitted attributes. ``predict`` rebuilds the arrays of new data with the fitted design.
+"""
+
+from __future__ import annotations
+
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._core import RandomTerm, fit_lmm
+from ._design import (
+    ArrayDesign,
+    ModelArrays,
+    as_frame_or_array,
+    drop_aliased_columns,
+    encode_levels,
+)
+from ._results import MixedLMResult, build_result
+from .exceptions import SingularFitWarning
+
+__all__ = ["MixedLMRegressor"]
+
+# Fitted attributes copied from the result, name on the estimator -> name on the result.
+_RESULT_ATTRIBUTES = {
+    "fixed_effects_": "fixed_effects",
+    "fixed_effects_se_": "fixed_effects_se",
+    "fixed_effects_cov_": "fixed_effects_cov",
+    "variance_components_": "variance_components",
+    "random_effects_": "random_effects",
+    "random_effects_cond_var_": "random_effects_cond_var",
+    "sigma_": "sigma",
+    "theta_": "theta",
+    "log_likelihood_": "log_likelihood",
+    "reml_criterion_": "reml_criterion",
+    "deviance_": "deviance",
+    "aic_": "aic",
+    "bic_": "bic",
+    "n_groups_": "n_groups",
+    "is_singular_": "is_singular",
+    "converged_": "converged",
+    "n_iter_": "n_iter",
+    "optimizer_record_": "optimizer",
+}
+
+
+class MixedLMRegressor(RegressorMixin, BaseEstimator):
+    """Linear mixed-effects model fitted by REML or ML, as lme4's ``lmer``.
+
+    The model is ``y = Xβ + Zb + ε`` with random effects ``b ~ N(0, Σ)`` per level of
+    each grouping factor and ``ε ~ N(0, σ²/w)``. Estimates minimize lme4's profiled
+    deviance (ML) or REML criterion over the relative covariance factor θ, with β and σ
+    profiled out (Bates, Mächler, Bolker and Walker 2015).
+
+    Parameters
+    ----------
+    formula : str, default=None
+        An lme4 formula such as ``"standLRT * schavg + (1 + standLRT | school)"``
+        (a left side ``normexam ~ ...`` is allowed: it names the response column of X
+        used when ``fit`` gets ``y=None``; a ``y`` passed to ``fit`` always wins).
+        X must then be a DataFrame holding every variable the formula names, and
+        ``group``, ``random_effects`` and ``fixed_effects`` must be left unset.
+    group : str, int or list, default=None
+        Column(s) of X holding group labels: names for DataFrames, integer
+        positions for arrays; a list for several grouping factors (crossed factors
+        as separate columns; a nested factor as a column of combined labels such as
+        ``"batch:cask"``). None: labels come from ``fit(..., groups=...)``.
+    random_effects : list or dict, default=None
+        Columns of X whose slopes vary by group, besides the random intercept. A
+        list applies to every grouping factor; a dict ``{group: [columns]}`` chooses
+        per factor. None: random intercepts only.
+    random_intercept : bool, default=True
+        Whether each grouping factor has a random intercept.
+    fit_intercept : bool, default=True
+        Whether the fixed part has an intercept, ``"(Intercept)"``.
+    covariance : {"unstructured", "diagonal"}, default="unstructured"
+        Covariance of a factor's random effects: correlated intercept and slopes
+        (lme4's ``(1 + x | g)``) or independent ones (``(1 + x || g)``).
+    method : {"REML", "ML"}, default="REML"
+        Restricted or full maximum likelihood.
+    fixed_effects : list, default=None
+        Columns of X that are fixed features; None: every column but the group
+        columns (random-effect columns are fixed features too, as in ``x + (x | g)``).
+    tol : float, default=1e-8
+        Absolute tolerance on θ and on the criterion for the optimizer (lme4's).
+    max_iter : int, default=100000
+        Maximum number of evaluations of the criterion.
+
+    Attributes
+    ----------
+    fixed_effects_ : pandas.Series
+        Fixed-effect estimates β, ``"(Intercept)"`` first (lme4's ``fixef``).
+    fixed_effects_se_ : pandas.Series
+        Their standard errors.
+    fixed_effects_cov_ : pandas.DataFrame
+        Their covariance matrix (lme4's ``vcov``).
+    coef_ : ndarray of shape (n_fixed,)
+        Fixed-effect coefficients without the intercept, in ``fixed_effects_`` order.
+    intercept_ : float
+        The fixed intercept (0.0 when ``fit_intercept=False``).
+    variance_components_ : pandas.DataFrame
+        Columns ``group, var1, var2, vcov, sdcor``: one row per variance and per
+        covariance, last row ``Residual`` (lme4's ``as.data.frame(VarCorr(fit))``).
+    random_effects_ : dict of str to pandas.DataFrame
+        Conditional modes (BLUPs) per grouping factor, one row per level (lme4's
+        ``ranef``).
+    random_effects_cond_var_ : dict of str to ndarray of shape (n_levels, q, q)
+        Conditional covariance of each level's modes (lme4's ``condVar``).
+    sigma_ : float
+        Residual standard deviation.
+    theta_ : ndarray
+        Relative covariance factor parameters, in lme4's order.
+    log_likelihood_ : float
+        REML or ML log-likelihood as fitted (lme4's ``logLik``).
+    reml_criterion_ : float or None
+        −2 × REML log-likelihood (REML fits).
+    deviance_ : float
+        −2 × ML log-likelihood at the fitted parameters (lme4's
+        ``deviance(fit, REML = FALSE)``).
+    aic_, bic_ : float
+        As lme4 reports them.
+    n_groups_ : dict of str to int
+        Number of levels of each grouping factor.
+    is_singular_ : bool
+        Whether the fit is on the boundary (lme4's ``isSingular``).
+    converged_ : bool
+        Whether the optimizer stopped on its tolerance.
+    n_iter_ : int
+        Number of criterion evaluations.
+    optimizer_record_ : OptimizerRecord
+        What the optimizer did: start, optimum, evaluations, boundary parameters.
+    result_ : MixedLMResult
+        All of the above in one frozen object (what ``summary()`` reads).
+    n_features_in_ : int
+        Number of columns of X seen in fit.
+    feature_names_in_ : ndarray of str
+        Column names of X, when X is a DataFrame.
+
+    Notes
+    -----
+    Groups: labels seen in ``fit`` get their conditional modes added in ``predict``;
+    a label never seen contributes zero, the population-level prediction. Without
+    any grouping factor (``group=None`` and no ``groups=``) the model has no random
+    effects and reduces to ordinary least squares (a warning says so); this keeps
+    the estimator usable where scikit-learn calls ``fit(X, y)`` alone.
+
+    Examples
+    --------
+    >>> from sklmixed import MixedLMRegressor
+    >>> from sklmixed.datasets import load_exam
+    >>> exam = load_exam(as_frame=True).frame
+    >>> model = MixedLMRegressor(group="school", random_effects=["standLRT"])
+    >>> model = model.fit(exam[["standLRT", "school"]], exam["normexam"])
+    >>> round(model.sigma_, 4)
+    0.7442
+    """
+
+    _parameter_constraints: dict = {
+        "formula": [str, None],
+        "group": [str, Integral, list, tuple, None],
+        "random_effects": [list, tuple, dict, None],
+        "random_intercept": ["boolean"],
+        "fit_intercept": ["boolean"],
+        "covariance": [StrOptions({"unstructured", "diagonal"})],
+        "method": [StrOptions({"REML", "ML"})],
+        "fixed_effects": [list, tuple, None],
+        "tol": [Interval(Real, 0, None, closed="neither")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    def __init__(
+        self,
+        *,
+        formula=None,
+        group=None,
+        random_effects=None,
+        random_intercept=True,
+        fit_intercept=True,
+        covariance="unstructured",
+        method="REML",
+        fixed_effects=None,
+        tol=1e-8,
+        max_iter=100_000,
+    ):
+        self.formula = formula
+        self.group = group
+        self.random_effects = random_effects
+        self.random_intercept = random_intercept
+        self.fit_intercept = fit_intercept
+        self.covariance = covariance
+        self.method = method
+        self.fixed_effects = fixed_effects
+        self.tol = tol
+        self.max_iter = max_iter
+
+    # ------------------------------------------------------------------ fit
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None, groups=None, sample_weight=None):
+        """Fit the model.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            Fixed features, random-effect features and group columns (or, with
+            ``formula``, every variable the formula names).
+        y : array-like of shape (n_samples,), default=None
+            Response. May be None only with a ``formula`` whose left side names a
+            column of X.
+        groups : array-like of shape (n_samples,) or (n_samples, n_factors), default=None
+            Group labels when they are not a column of X.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Prior weights (lme4's ``weights``): observation ``i`` has residual
+            variance ``σ²/wᵢ``. Not frequency weights.
+
+        Returns
+        -------
+        self : MixedLMRegressor
+            The fitted estimator.
+        """
+        X = as_frame_or_array(X)
+        validate_data(self, X, skip_check_array=True, reset=True)
+        self.design_ = self._make_design(X, groups)
+        arrays = self._model_arrays(X, groups)
+        y = self._response(X, y, arrays.X.shape[0])
+        weights = _check_weights(sample_weight, y.shape[0])
+        keep = drop_aliased_columns(arrays.X, arrays.fixed_names)
+        self.fixed_columns_ = keep
+        X_fixed = arrays.X[:, keep]
+        fixed_names = [arrays.fixed_names[i] for i in keep]
+        dropped = [n for i, n in enumerate(arrays.fixed_names) if i not in set(keep)]
+
+        terms, levels = [], []
+        for factor in arrays.factors:
+            codes, lev = encode_levels(factor.labels, factor.name)
+            _check_levels(factor.name, len(lev), y.shape[0])
+            levels.append(lev)
+            terms.append(RandomTerm(codes, factor.columns, len(lev), factor.blocks))
+        self.levels_ = {f.name: lev for f, lev in zip(arrays.factors, levels)}
+
+        core = fit_lmm(
+            X_fixed,
+            y,
+            terms,
+            weights=weights,
+            reml=self.method == "REML",
+            xtol_abs=self.tol,
+            ftol_abs=self.tol,
+            max_evals=self.max_iter,
+        )
+        result = build_result(core, arrays.factors, fixed_names, levels, self.method, dropped)
+        self._set_result(result)
+        fitted = self._linear_predictor(X_fixed, arrays.factors, [t.codes for t in terms])
+        scale = 1.0 if weights is None else np.sqrt(weights)
+        self.scaled_residuals_ = (y - fitted) * scale / result.sigma
+        self._warn_about(result)
+        return self
+
+    def _make_design(self, X, groups):
+        if self.formula is None:
+            return ArrayDesign(
+                group=self.group,
+                random_effects=self.random_effects,
+                fixed_effects=self.fixed_effects,
+                random_intercept=self.random_intercept,
+                fit_intercept=self.fit_intercept,
+                covariance=self.covariance,
+            ).fit(X, groups)
+        from ._design import FormulaArrays
+
+        clash = [name for name in ("group", "random_effects", "fixed_effects")
+                 if getattr(self, name) is not None]
+        if clash:
+            raise ValueError(
+                f"formula is set, so {', '.join(clash)} must be None: the formula already "
+                "says which variables are fixed effects, random effects and groups."
+            )
+        if groups is not None:
+            raise ValueError("formula is set, so groups= must be None: name the groups in the formula.")
+        if not isinstance(X, pd.DataFrame):
+            raise TypeError("formula is set, so X must be a DataFrame holding the formula's variables.")
+        return FormulaArrays(self.formula).fit(X)
+
+    def _model_arrays(self, X, groups) -> ModelArrays:
+        return self.design_.transform(X, groups)
+
+    def _response(self, X, y, n):
+        if y is None:
+            response = getattr(self.design_, "response", None)
+            if response is None:
+                raise ValueError(
+                    "y is None: pass the response as y, or use a formula whose left side "
+                    "names a column of X."
+                )
+            y = self.design_.response_vector(X)
+        y = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        if y.ndim != 1:
+            raise ValueError(f"y must be 1-D (n_samples,); got shape {y.shape}.")
+        try:
+            y = y.astype(float)
+        except (TypeError, ValueError):
+            raise ValueError("y must be numeric.") from None
+        if not np.isfinite(y).all():
+            raise ValueError("y has NaN or infinite values.")
+        if y.shape[0] != n:
+            raise ValueError(f"X has {n} rows but y has {y.shape[0]}.")
+        return y
+
+    def _set_result(self, result: MixedLMResult):
+        self.result_ = result
+        for attribute, field in _RESULT_ATTRIBUTES.items():
+            setattr(self, attribute, getattr(result, field))
+        beta = result.fixed_effects
+        has_intercept = len(beta) and beta.index[0] == "(Intercept)"
+        self.intercept_ = float(beta.iloc[0]) if has_intercept else 0.0
+        self.coef_ = beta.to_numpy()[1:] if has_intercept else beta.to_numpy()
+
+    def _warn_about(self, result):
+        if result.is_singular:
+            warnings.warn(
+                "boundary (singular) fit: a variance component is estimated as zero or a "
+                "correlation as +/-1 (is_singular_ is True); the random-effects structure "
+                "may be too rich for the data.",
+                SingularFitWarning,
+                stacklevel=3,
+            )
+        if not result.converged:
+            warnings.warn(
+                f"The optimizer did not converge ({result.optimizer.message}) after "
+                f"{result.n_iter} evaluations; raise max_iter.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+
+    # -------------------------------------------------------------- predict
+    def _linear_predictor(self, X_fixed, factors, codes):
+        """``Xβ + Σ Z b``; a code of -1 (a level unseen in fit) contributes zero."""
+        out = X_fixed @ self.result_.fixed_effects.to_numpy()
+        for factor, code in zip(factors, codes):
+            modes = self.random_effects_[factor.name].to_numpy()
+            # Row -1 of the padded table is zeros: unseen levels fall back to the population.
+            padded = np.vstack([modes, np.zeros((1, modes.shape[1]))])
+            out += np.einsum("ij,ij->i", factor.columns, padded[code])
+        return out
+
+    def predict(self, X, groups=None):
+        """Predict with fixed effects plus the conditional modes of known levels.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            Same columns as in ``fit``.
+        groups : array-like, default=None
+            Group labels, when the model was fitted with ``groups=``.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+            Predictions; rows whose level was not seen in fit get the
+            population-level (fixed-effects) prediction for that factor.
+        """
+        check_is_fitted(self, "result_")
+        X = as_frame_or_array(X)
+        validate_data(self, X, skip_check_array=True, reset=False)
+        arrays = self._model_arrays(X, groups)
+        codes = [
+            self.levels_[f.name].get_indexer(pd.Index(f.labels)).astype(np.intp)
+            for f in arrays.factors
+        ]
+        return self._linear_predictor(arrays.X[:, self.fixed_columns_], arrays.factors, codes)
+
+    def score(self, X, y, groups=None, sample_weight=None):
+        """R² of ``predict(X, groups)`` against ``y``.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        groups : array-like, default=None
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        score : float
+        """
+        from sklearn.metrics import r2_score
+
+        return r2_score(y, self.predict(X, groups=groups), sample_weight=sample_weight)
+
+    def summary(self):
+        """lme4's ``summary()`` of the fit: prints like R, tables as DataFrames."""
+        from ._report import Summary
+
+        check_is_fitted(self, "result_")
+        return Summary.from_estimator(self)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        tags.input_tags.string = self.formula is not None
+        tags.input_tags.categorical = self.formula is not None
+        return tags
+
+
+def _check_weights(sample_weight, n):
+    if sample_weight is None:
+        return None
+    w = np.asarray(sample_weight, dtype=float)
+    if w.ndim != 1 or w.shape[0] != n:
+        raise ValueError(f"sample_weight must have shape ({n},); got {w.shape}.")
+    if not np.isfinite(w).all() or (w <= 0).any():
+        raise ValueError("sample_weight must be finite and strictly positive (prior weights).")
+    return w
+
+
+def _check_levels(name, n_levels, n_obs):
+    # lme4 refuses both: a variance needs at least two levels and some replication.
+    if n_levels < 2:
+        raise ValueError(
+            f"Grouping factor {name!r} has {n_levels} level; a random effect needs at least 2."
+        )
+    if n_levels >= n_obs:
+        raise ValueError(
+            f"Grouping factor {name!r} has as many levels ({n_levels}) as observations "
+            f"({n_obs}): its variance cannot be told apart from the residual variance."
+        )

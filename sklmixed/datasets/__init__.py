@@ -1,0 +1,111 @@
+"""Data sets bundled with sklmixed: the Exam data of the classic lme4 tutorial and
+lme4's small classics, as CSV exports of R's lme4 1.1-31 and mlmRev 1.0-8."""
+
+from importlib import resources
+
+import pandas as pd
+from sklearn.utils import Bunch
+
+__all__ = ["load_exam", "load_sleepstudy", "load_dyestuff2", "load_pastes", "load_penicillin"]
+
+
+def _read(name):
+    with resources.files(__package__).joinpath("data", f"{name}.csv").open("rb") as f:
+        return pd.read_csv(f)
+
+
+def _load(name, target, group, descr, *, as_frame, return_X_y):
+    frame = _read(name)
+    X, y = frame.drop(columns=[target]), frame[target]
+    if not as_frame:
+        X, y = X.to_numpy(), y.to_numpy()
+    if return_X_y:
+        return X, y
+    return Bunch(
+        data=X,
+        target=y,
+        frame=frame if as_frame else None,
+        feature_names=[c for c in frame.columns if c != target],
+        target_names=[target],
+        group_names=[group] if isinstance(group, str) else list(group),
+        DESCR=descr,
+    )
+
+
+def load_exam(*, as_frame=True, return_X_y=False):
+    """Exam scores of 4,059 students in 65 inner-London schools (mlmRev's ``Exam``).
+
+    The data of the classic lme4 tutorial: ``normexam`` (normalized exam score, the
+    target), ``standLRT`` (standardized London Reading Test score at intake),
+    ``schavg`` (the school's average intake score), ``sex``, ``schgend`` (mixed, boys'
+    or girls' school), ``school`` and ``student`` labels, and banded intake columns.
+
+    Parameters
+    ----------
+    as_frame : bool, default=True
+        Return pandas objects (the columns are of mixed types, so the numpy form is
+        an object array).
+    return_X_y : bool, default=False
+        Return ``(X, y)`` instead of a Bunch.
+
+    Returns
+    -------
+    data : sklearn.utils.Bunch
+        ``data`` (X), ``target`` (normexam), ``frame`` (both), ``feature_names``,
+        ``target_names``, ``group_names`` (``["school"]``) and ``DESCR``.
+    (X, y) : tuple
+        When ``return_X_y`` is True.
+
+    References
+    ----------
+    Goldstein, H., Rasbash, J., et al. (1993). A multilevel analysis of school
+    examination results. Oxford Review of Education 19, 425-433.
+
+    Examples
+    --------
+    >>> from sklmixed.datasets import load_exam
+    >>> exam = load_exam()
+    >>> exam.frame.shape
+    (4059, 10)
+    """
+    return _load("exam", "normexam", "school", load_exam.__doc__.split("\n\n")[0],
+                 as_frame=as_frame, return_X_y=return_X_y)
+
+
+def load_sleepstudy(*, as_frame=True, return_X_y=False):
+    """Reaction times of 18 subjects over 10 days of sleep deprivation (lme4's ``sleepstudy``).
+
+    Target ``Reaction`` (ms), features ``Days`` and ``Subject``. Parameters and
+    returns as :func:`load_exam`.
+    """
+    return _load("sleepstudy", "Reaction", "Subject", load_sleepstudy.__doc__.split("\n\n")[0],
+                 as_frame=as_frame, return_X_y=return_X_y)
+
+
+def load_dyestuff2(*, as_frame=True, return_X_y=False):
+    """Simulated yields of 6 batches whose between-batch variance is estimated as 0 (lme4's ``Dyestuff2``).
+
+    Target ``Yield``, group ``Batch``. Parameters and returns as :func:`load_exam`.
+    """
+    return _load("dyestuff2", "Yield", "Batch", load_dyestuff2.__doc__.split("\n\n")[0],
+                 as_frame=as_frame, return_X_y=return_X_y)
+
+
+def load_pastes(*, as_frame=True, return_X_y=False):
+    """Paste strength, casks nested within batches (lme4's ``Pastes``).
+
+    Target ``strength``; ``batch``, ``cask`` and ``sample`` (the ``batch:cask``
+    label). Parameters and returns as :func:`load_exam`.
+    """
+    return _load("pastes", "strength", ("batch", "sample"), load_pastes.__doc__.split("\n\n")[0],
+                 as_frame=as_frame, return_X_y=return_X_y)
+
+
+def load_penicillin(*, as_frame=True, return_X_y=False):
+    """Inhibition zone diameters, 24 plates crossed with 6 samples (lme4's ``Penicillin``).
+
+    Target ``diameter``; groups ``plate`` and ``sample``. Parameters and returns as
+    :func:`load_exam`.
+    """
+    return _load("penicillin", "diameter", ("plate", "sample"), load_penicillin.__doc__.split("\n\n")[0],
+                 as_frame=as_frame, return_X_y=return_X_y)
