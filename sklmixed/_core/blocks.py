@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
+from scipy.linalg.lapack import dpotrf as _potrf
 
 from .terms import RandomTerm
 
@@ -250,8 +251,8 @@ def factorize(cp: CrossProducts, terms, theta) -> BlockedFactor:
     else:
         M = T1.T @ cp.A11 @ T1
         M[:, np.arange(q1), np.arange(q1)] += 1.0
-        L11 = np.linalg.cholesky(M)
-        L31t = np.linalg.solve(L11, T1.T @ cp.Z1tXY).reshape(m1 * q1, k)
+        L11 = batched_cholesky(M)
+        L31t = batched_forward_solve(L11, T1.T @ cp.Z1tXY).reshape(m1 * q1, k)
         logdet_L = 2.0 * np.log(np.diagonal(L11, axis1=1, axis2=2)).sum()
     S33 = cp.XYtXY - L31t.T @ L31t
     G = L22 = L32t = None
@@ -276,12 +277,46 @@ def factorize(cp: CrossProducts, terms, theta) -> BlockedFactor:
     return BlockedFactor(T, L11, L31t, G, L22, L32t, L33, float(logdet_L))
 
 
+# Up to this block size the batched factorizations below loop over the block's
+# entries with one vector operation across levels each, which beats numpy's
+# per-matrix LAPACK calls for the small blocks of random slopes.
+_UNROLL_MAX_Q = 4
+
+
+def batched_cholesky(M):
+    """Lower Cholesky factors of a stack of small SPD matrices, shape (m, q, q)."""
+    q = M.shape[1]
+    if q > _UNROLL_MAX_Q:
+        return np.linalg.cholesky(M)
+    L = np.zeros_like(M)
+    for j in range(q):
+        d = M[:, j, j] - np.einsum("mk,mk->m", L[:, j, :j], L[:, j, :j])
+        L[:, j, j] = np.sqrt(d)
+        for i in range(j + 1, q):
+            L[:, i, j] = (M[:, i, j] - np.einsum("mk,mk->m", L[:, i, :j], L[:, j, :j])) / L[:, j, j]
+    return L
+
+
+def batched_forward_solve(L, W):
+    """``L⁻¹ W`` for stacks of small lower triangular ``L`` (m, q, q) and ``W`` (m, q, k)."""
+    q = L.shape[1]
+    if q > _UNROLL_MAX_Q:
+        return np.linalg.solve(L, W)
+    C = np.empty_like(W)
+    for i in range(q):
+        C[:, i, :] = (W[:, i, :] - np.einsum("mj,mjk->mk", L[:, i, :i], C[:, :i, :])) / L[:, i, i, None]
+    return C
+
+
 def _schur_cholesky(S):
     """Cholesky factor of the ``[X y]`` Schur complement, tolerant of an exact fit.
 
     When ``y`` lies (numerically) in the span of ``X`` and ``ZΛ`` the last pivot can
     round to a tiny negative number; it is the penalized RSS, so it is clamped at 0.
     """
+    L, info = _potrf(S, lower=True, clean=True)
+    if info == 0:
+        return L
     p = S.shape[0] - 1
     L = np.zeros_like(S)
     L[:p, :p] = np.linalg.cholesky(S[:p, :p])
