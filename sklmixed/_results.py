@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ._core import CoreFit
-from ._core.optimize import OptimizerRecord
+from ._core.optimize import ConvergenceCheck, OptimizerRecord
 
 __all__ = ["MixedLMResult", "build_result"]
 
@@ -45,11 +45,14 @@ class MixedLMResult:
     n_groups: dict
     is_singular: bool
     optimizer: OptimizerRecord
+    convergence_check: ConvergenceCheck | None
     dropped_fixed: tuple
 
     @property
     def converged(self) -> bool:
-        return self.optimizer.converged
+        """The optimizer stopped on its tolerance and the check at the optimum passed."""
+        check_ok = self.convergence_check is None or self.convergence_check.ok
+        return self.optimizer.converged and check_ok
 
     @property
     def n_iter(self) -> int:
@@ -153,5 +156,6 @@ def build_result(core: CoreFit, factors, fixed_names, levels, method, dropped_fi
         n_groups=n_groups,
         is_singular=bool(np.any(record.theta[lower == 0] < SINGULAR_TOL)),
         optimizer=record,
+        convergence_check=core.check,
         dropped_fixed=tuple(dropped_fixed),
     )

@@ -21,7 +21,7 @@ from .deviance import (
     objective,
     solve,
 )
-from .optimize import OptimizerRecord, minimize_theta
+from .optimize import ConvergenceCheck, OptimizerRecord, check_optimum, minimize_theta
 from .terms import RandomTerm
 
 __all__ = ["RandomTerm", "CoreFit", "fit_lmm", "lme4_term_order"]
@@ -46,6 +46,8 @@ class CoreFit:
         Lower bounds of θ, in lme4's order.
     n_obs : int
         Number of observations.
+    check : ConvergenceCheck or None
+        Finite-difference check of the optimum, when requested.
     """
 
     record: OptimizerRecord
@@ -54,6 +56,7 @@ class CoreFit:
     theta_sizes: tuple
     theta_lower: np.ndarray
     n_obs: int
+    check: ConvergenceCheck | None = None
 
 
 def lme4_term_order(terms) -> tuple:
@@ -87,6 +90,7 @@ def fit_lmm(
     xtol_abs=1e-8,
     ftol_abs=1e-8,
     max_evals=100_000,
+    check_convergence=True,
 ) -> CoreFit:
     """Fit a linear mixed model by minimizing lme4's profiled criterion.
 
@@ -104,6 +108,8 @@ def fit_lmm(
         REML criterion (True) or ML deviance (False).
     xtol_abs, ftol_abs, max_evals
         Optimizer settings, see :func:`minimize_theta`.
+    check_convergence : bool
+        Check the optimum by finite differences (:func:`check_optimum`).
 
     Returns
     -------
@@ -117,14 +123,17 @@ def fit_lmm(
         return _fit_fixed_only(X, resid, offset, sqrt_weights, reml)
     cp = cross_products(X, resid, ordered, sqrt_weights)
     lower = np.concatenate([t.theta_lower() for t in ordered])
+    criterion = partial(objective, cp=cp, terms=ordered, reml=reml)
     record = minimize_theta(
-        partial(objective, cp=cp, terms=ordered, reml=reml),
+        criterion,
         np.concatenate([t.theta_start() for t in ordered]),
         lower,
         xtol_abs=xtol_abs,
         ftol_abs=ftol_abs,
         max_evals=max_evals,
     )
+    check = (check_optimum(criterion, record.theta, record.fmin, lower)
+             if check_convergence else None)
     sol = solve(record.theta, cp, ordered, reml)
     unsort = np.argsort(order)
     sol = Solution(
@@ -146,6 +155,7 @@ def fit_lmm(
         theta_sizes=tuple(t.n_theta for t in terms),
         theta_lower=lower,
         n_obs=X.shape[0],
+        check=check,
     )
 
 
