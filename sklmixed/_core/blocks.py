@@ -45,6 +45,12 @@ class CrossProducts:
         ``Z₂ᵀZ₂``, dense.
     Z2tXY : ndarray of shape (Q2, p + 1) or None
         ``Z₂ᵀ[X y]``.
+    pair_target, pair_level, pair_outer : ndarray or None
+        ``Z₂ᵀZ₁`` entries taken two at a time within a level of factor 1, so that
+        ``G Gᵀ`` (the fill-in of block 2) is one weighted ``bincount`` per θ: pair
+        ``k`` adds ``pair_outer[k] · vec(B Bᵀ)`` of level ``pair_level[k]`` to the
+        flat lower-triangle position ``pair_target[k]``. None when there would be
+        too many pairs; a sparse product is used then.
     XYtXY : ndarray of shape (p + 1, p + 1)
         ``[X y]ᵀ[X y]``.
     n_obs, n_fixed : int
@@ -60,6 +66,9 @@ class CrossProducts:
     A21_levels: np.ndarray | None
     A22: np.ndarray | None
     Z2tXY: np.ndarray | None
+    pair_target: np.ndarray | None
+    pair_level: np.ndarray | None
+    pair_outer: np.ndarray | None
     XYtXY: np.ndarray
     n_obs: int
     n_fixed: int
@@ -118,6 +127,7 @@ def cross_products(X, y, terms, sqrt_weights=None) -> CrossProducts:
             A11[:, a, b] = np.bincount(first.codes, Z1cols[:, a] * Z1cols[:, b], minlength=m1)
             A11[:, b, a] = A11[:, a, b]
     A21 = A21_rows = A21_levels = A22 = Z2tXY = None
+    pairs = (None, None, None)
     if len(terms) > 1:
         widths = [t.n_levels * t.q for t in terms[1:]]
         Q2 = int(sum(widths))
@@ -136,6 +146,7 @@ def cross_products(X, y, terms, sqrt_weights=None) -> CrossProducts:
         np.add.at(A21, (inverse, A21_sparse.col % q1), A21_sparse.data)
         A21_rows = (keys // m1).astype(np.intp)
         A21_levels = (keys % m1).astype(np.intp)
+        pairs = _level_pairs(A21, A21_rows, A21_levels, m1, Q2)
     return CrossProducts(
         A11=A11,
         Z1tXY=Z1tXY,
@@ -144,11 +155,38 @@ def cross_products(X, y, terms, sqrt_weights=None) -> CrossProducts:
         A21_levels=A21_levels,
         A22=A22,
         Z2tXY=Z2tXY,
+        pair_target=pairs[0],
+        pair_level=pairs[1],
+        pair_outer=pairs[2],
         XYtXY=XY.T @ XY,
         n_obs=n,
         n_fixed=p,
         sum_log_weights=sum_log_weights,
     )
+
+
+# Beyond this many pairs the precomputed route to G Gᵀ costs more memory than it saves.
+_MAX_PAIRS = 30_000_000
+
+
+def _level_pairs(A21, rows, levels, m1, Q2):
+    """Pairs of ``Z₂ᵀZ₁`` column blocks sharing a level of factor 1 (lower triangle)."""
+    counts = np.bincount(levels, minlength=m1)
+    if int((counts.astype(np.int64) ** 2).sum()) > 2 * _MAX_PAIRS:
+        return None, None, None
+    order = np.argsort(levels, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    per_entry = counts[levels[order]]
+    first = np.repeat(np.arange(order.size), per_entry)
+    offsets = np.arange(first.size) - np.repeat(np.cumsum(per_entry) - per_entry, per_entry)
+    second = starts[levels[order]][first] + offsets
+    first, second = order[first], order[second]
+    keep = rows[first] >= rows[second]
+    first, second = first[keep], second[keep]
+    target = rows[first].astype(np.int64) * Q2 + rows[second]
+    q1 = A21.shape[1]
+    outer = (A21[first, :, None] * A21[second, None, :]).reshape(first.size, q1 * q1)
+    return target, levels[first], outer
 
 
 @dataclass(frozen=True)
@@ -265,7 +303,7 @@ def factorize(cp: CrossProducts, terms, theta) -> BlockedFactor:
         cols = (cp.A21_levels[:, None] * q1 + np.arange(q1)).ravel()
         indptr = np.concatenate([[0], np.cumsum(np.bincount(cp.A21_rows, minlength=Q2) * q1)])
         G = sp.csr_array((Gvals.ravel(), cols, indptr), shape=(Q2, m1 * q1))
-        S22 = _apply_lambda_t(cp.A22 - (G @ G.T).toarray(), block_terms, T[1:])
+        S22 = _apply_lambda_t(cp.A22 - _gram(cp, G, B1, Q2), block_terms, T[1:])
         S22 = _apply_lambda_t(S22.T, block_terms, T[1:])
         S22[np.diag_indices(Q2)] += 1.0
         L22 = scipy.linalg.cholesky(S22, lower=True, check_finite=False)
@@ -306,6 +344,22 @@ def batched_forward_solve(L, W):
     for i in range(q):
         C[:, i, :] = (W[:, i, :] - np.einsum("mj,mjk->mk", L[:, i, :i], C[:, :i, :])) / L[:, i, i, None]
     return C
+
+
+def _gram(cp: CrossProducts, G, B1, Q2):
+    """``G Gᵀ``, dense: through the precomputed level pairs when there are any."""
+    if cp.pair_target is None:
+        return (G @ G.T).toarray()
+    m1, q1 = B1.shape[:2]
+    if q1 == 1:
+        weights = cp.pair_outer[:, 0] * (B1[:, 0, 0] ** 2)[cp.pair_level]
+    else:
+        BBt = (B1 @ B1.transpose(0, 2, 1)).reshape(m1, -1)
+        weights = np.einsum("pk,pk->p", cp.pair_outer, BBt[cp.pair_level])
+    lower = np.bincount(cp.pair_target, weights, minlength=Q2 * Q2).reshape(Q2, Q2)
+    full = lower + lower.T
+    full[np.diag_indices(Q2)] *= 0.5
+    return full
 
 
 def _schur_cholesky(S):
