@@ -20,6 +20,7 @@ __all__ = [
     "FactorArrays",
     "ModelArrays",
     "as_frame_or_array",
+    "is_dataframe",
     "encode_levels",
     "merge_bars",
     "drop_aliased_columns",
@@ -110,15 +111,28 @@ def encode_levels(labels, name):
     try:
         codes, levels = pd.factorize(labels, sort=True)
     except TypeError:
-        codes, levels = pd.factorize(labels, sort=False)
+        try:
+            codes, levels = pd.factorize(labels, sort=False)
+        except TypeError as exc:  # an unhashable label such as a dict or a list
+            raise TypeError(
+                f"Group column {name!r} has a label that is neither a string nor a number "
+                f"({exc}): a group label argument must be a string or a number."
+            ) from None
     return codes.astype(np.intp), pd.Index(levels)
+
+
+def is_dataframe(X):
+    """Whether ``X`` is a pandas, polars or other DataFrame (columns with names)."""
+    return isinstance(X, pd.DataFrame) or (
+        hasattr(X, "columns") and hasattr(X, "to_numpy") and not isinstance(X, np.ndarray)
+    )
 
 
 def as_frame_or_array(X, name="X"):
     """A pandas DataFrame or a 2-D ndarray view of ``X`` (polars and other frames converted)."""
     if isinstance(X, pd.DataFrame):
         return X
-    if hasattr(X, "columns") and hasattr(X, "to_numpy") and not isinstance(X, np.ndarray):
+    if is_dataframe(X):
         # polars and other DataFrame libraries, without requiring pyarrow.
         return pd.DataFrame({col: np.asarray(X[col].to_numpy()) for col in X.columns})
     if isinstance(X, pd.Series):
@@ -178,7 +192,7 @@ def _resolve(X, key, argument):
             f"{argument}: X is an array, so columns are given by integer position; got {key!r}."
         )
     if not -X.shape[1] <= key < X.shape[1]:
-        raise ValueError(f"{argument}: column position {key} is out of range for X with {X.shape[1]} columns.")
+        raise ValueError(f"{argument}: column position {key} is out of range for X with n_features={X.shape[1]}.")
     return int(key) % X.shape[1]
 
 
@@ -262,10 +276,12 @@ class ArrayDesign:
     def transform(self, X, groups=None) -> ModelArrays:
         """Model arrays of X (and ``groups``), with the column roles learned in :meth:`fit`."""
         n = X.shape[0]
-        fixed = [_numeric_column(X, k) for k in self.fixed_keys_]
+        # Filled column by column in Fortran order: one pass, no list of temporaries.
+        X_fixed = np.empty((n, len(self.fixed_names_)), order="F")
         if self.fit_intercept:
-            fixed.insert(0, np.ones(n))
-        X_fixed = np.column_stack(fixed) if fixed else np.empty((n, 0))
+            X_fixed[:, 0] = 1.0
+        for j, key in enumerate(self.fixed_keys_, start=int(self.fit_intercept)):
+            X_fixed[:, j] = _numeric_column(X, key)
         labels = self._labels(X, groups, n)
         factors = []
         for name, lab, keys in zip(self.factor_names_, labels, self.random_keys_):

@@ -16,7 +16,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
 
 from ._core import RandomTerm, fit_lmm
 from ._design import (
@@ -25,6 +25,7 @@ from ._design import (
     as_frame_or_array,
     drop_aliased_columns,
     encode_levels,
+    is_dataframe,
 )
 from ._results import MixedLMResult, build_result
 from .exceptions import SingularFitWarning
@@ -238,17 +239,28 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
         self : MixedLMRegressor
             The fitted estimator.
         """
-        X = as_frame_or_array(X)
-        validate_data(self, X, skip_check_array=True, reset=True)
+        X = self._validate_X(X, groups, reset=True)
         self.design_ = self._make_design(X, groups)
         arrays = self._model_arrays(X, groups)
+        if not arrays.factors:
+            warnings.warn(
+                "No grouping factor (group=None and no groups=): the model has no random "
+                "effects and is fitted by ordinary least squares.",
+                UserWarning,
+                stacklevel=3,
+            )
         y = self._response(X, y, arrays.X.shape[0])
         weights = _check_weights(sample_weight, y.shape[0])
         keep = drop_aliased_columns(arrays.X, arrays.fixed_names)
         self.fixed_columns_ = keep
-        X_fixed = arrays.X[:, keep]
+        X_fixed = _select_columns(arrays.X, keep)
         fixed_names = [arrays.fixed_names[i] for i in keep]
         dropped = [n for i, n in enumerate(arrays.fixed_names) if i not in set(keep)]
+        if y.shape[0] <= len(keep):
+            raise ValueError(
+                f"Found n_samples={y.shape[0]} for {len(keep)} fixed effect(s): estimating "
+                "the residual variance needs more observations than fixed effects."
+            )
 
         terms, levels = [], []
         for factor in arrays.factors:
@@ -276,6 +288,26 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
         self.scaled_residuals_ = (y - fitted) * scale / result.sigma
         self._warn_about(result)
         return self
+
+    def _validate_X(self, X, groups, *, reset):
+        """X as a pandas DataFrame or a checked 2-D ndarray; sets or checks n_features_in_."""
+        if is_dataframe(X):
+            X = as_frame_or_array(X)
+            validate_data(self, X, skip_check_array=True, reset=reset)
+            if X.shape[0] == 0:
+                raise ValueError(f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of 1 is required.")
+            return X
+        # Arrays get scikit-learn's checks (sparse, complex, 1-D, empty). Group columns
+        # may hold labels of any type, so only an X of numeric features is converted;
+        # with groups= an intercept-only model has no column in X at all.
+        return validate_data(
+            self,
+            X,
+            reset=reset,
+            accept_sparse=False,
+            dtype=None if self.group is not None else "numeric",
+            ensure_min_features=0 if groups is not None else 1,
+        )
 
     def _make_design(self, X, groups):
         if self.formula is None:
@@ -310,21 +342,12 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
             response = getattr(self.design_, "response", None)
             if response is None:
                 raise ValueError(
-                    "y is None: pass the response as y, or use a formula whose left side "
-                    "names a column of X."
+                    "MixedLMRegressor requires y to be passed, but the target y is None: pass "
+                    "the response as y, or use a formula whose left side names a column of X."
                 )
             y = self.design_.response_vector(X)
         y = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y)
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = y[:, 0]
-        if y.ndim != 1:
-            raise ValueError(f"y must be 1-D (n_samples,); got shape {y.shape}.")
-        try:
-            y = y.astype(float)
-        except (TypeError, ValueError):
-            raise ValueError("y must be numeric.") from None
-        if not np.isfinite(y).all():
-            raise ValueError("y has NaN or infinite values.")
+        y = column_or_1d(check_array(y, ensure_2d=False, dtype=np.float64, input_name="y"), warn=True)
         if y.shape[0] != n:
             raise ValueError(f"X has {n} rows but y has {y.shape[0]}.")
         return y
@@ -390,14 +413,15 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
             population-level (fixed-effects) prediction for that factor.
         """
         check_is_fitted(self, "result_")
-        X = as_frame_or_array(X)
-        validate_data(self, X, skip_check_array=True, reset=False)
+        X = self._validate_X(X, groups, reset=False)
         arrays = self._model_arrays(X, groups)
         codes = [
             self.levels_[f.name].get_indexer(pd.Index(f.labels)).astype(np.intp)
             for f in arrays.factors
         ]
-        return self._linear_predictor(arrays.X[:, self.fixed_columns_], arrays.factors, codes)
+        return self._linear_predictor(
+            _select_columns(arrays.X, self.fixed_columns_), arrays.factors, codes
+        )
 
     def score(self, X, y, groups=None, sample_weight=None):
         """R² of ``predict(X, groups)`` against ``y``.
@@ -428,8 +452,15 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
         tags.input_tags.string = self.formula is not None
-        tags.input_tags.categorical = self.formula is not None
+        # Group columns hold categorical labels; with this tag scikit-learn's common
+        # checks feed integer-valued X, so a group column has a few repeated levels.
+        tags.input_tags.categorical = self.formula is not None or self.group is not None
         return tags
+
+
+def _select_columns(X, keep):
+    """``X[:, keep]``, without a copy when every column is kept (the usual case)."""
+    return X if keep.size == X.shape[1] else X[:, keep]
 
 
 def _check_weights(sample_weight, n):
@@ -439,7 +470,10 @@ def _check_weights(sample_weight, n):
     if w.ndim != 1 or w.shape[0] != n:
         raise ValueError(f"sample_weight must have shape ({n},); got {w.shape}.")
     if not np.isfinite(w).all() or (w <= 0).any():
-        raise ValueError("sample_weight must be finite and strictly positive (prior weights).")
+        raise ValueError(
+            "sample_weight must be finite and strictly positive: prior weights give row i "
+            "the residual variance sigma^2/w_i, undefined for a zero weight."
+        )
     return w
 
 

@@ -178,7 +178,7 @@ def _fit_fixed_only(X, resid, offset, sqrt_weights, reml) -> CoreFit:
         theta_start=np.zeros(0),
         theta=np.zeros(0),
         fmin=crit,
-        n_evals=0,
+        n_evals=1,  # the criterion, evaluated once at the closed-form optimum
         converged=True,
         message="no random effects: closed form",
         on_boundary=np.zeros(0, dtype=bool),

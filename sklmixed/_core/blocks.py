@@ -79,18 +79,27 @@ class CrossProducts:
         return self.A22 is not None
 
 
-def _term_matrix(term: RandomTerm, sqrt_weights, offset: int, width: int) -> sp.csr_array:
-    """``Z`` of one term as an ``n × width`` CSR matrix, its columns level-major from ``offset``."""
-    n, q = term.columns.shape
-    cols = offset + term.codes[:, None] * q + np.arange(q)
-    vals = term.columns if sqrt_weights is None else term.columns * sqrt_weights[:, None]
+def _term_matrix(term: RandomTerm, sqrt_weights, offset: int, width: int, rows=slice(None)):
+    """``Z`` of one term as a CSR matrix of ``width`` columns, level-major from ``offset``.
+
+    ``rows`` selects a contiguous slice of observations.
+    """
+    codes, columns = term.codes[rows], term.columns[rows]
+    n, q = columns.shape
+    cols = offset + codes[:, None] * q + np.arange(q)
+    vals = columns if sqrt_weights is None else columns * sqrt_weights[rows, None]
     return sp.csr_array(
         (vals.ravel(), cols.ravel(), np.arange(0, n * q + 1, q)), shape=(n, width)
     )
 
 
+# Rows are reduced this many at a time, so that the temporaries ([X y] with weights,
+# the sparse Z of the chunk) stay small whatever the number of observations.
+_CHUNK_ROWS = 1 << 16
+
+
 def cross_products(X, y, terms, sqrt_weights=None) -> CrossProducts:
-    """Reduce the data to the cross-products of ``[Z X y]`` in one pass.
+    """Reduce the data to the cross-products of ``[Z X y]``.
 
     Parameters
     ----------
@@ -109,35 +118,43 @@ def cross_products(X, y, terms, sqrt_weights=None) -> CrossProducts:
     CrossProducts
     """
     n, p = X.shape
-    XY = np.column_stack([X, y])
-    sum_log_weights = 0.0
-    if sqrt_weights is not None:
-        XY *= sqrt_weights[:, None]
-        sum_log_weights = float(2.0 * np.log(sqrt_weights).sum())
-    first = terms[0]
+    first, rest = terms[0], terms[1:]
     m1, q1 = first.n_levels, first.q
     Q1 = m1 * q1
-    Z1 = _term_matrix(first, sqrt_weights, 0, Q1)
-    Z1t = Z1.T.tocsr()
-    Z1tXY = (Z1t @ XY).reshape(m1, q1, p + 1)
+    widths = [t.n_levels * t.q for t in rest]
+    Q2 = int(sum(widths))
+    offsets = np.concatenate([[0], np.cumsum(widths)[:-1]]).astype(int)
+
     A11 = np.zeros((m1, q1, q1))
-    Z1cols = first.columns if sqrt_weights is None else first.columns * sqrt_weights[:, None]
-    for a in range(q1):
-        for b in range(a + 1):
-            A11[:, a, b] = np.bincount(first.codes, Z1cols[:, a] * Z1cols[:, b], minlength=m1)
-            A11[:, b, a] = A11[:, a, b]
-    A21 = A21_rows = A21_levels = A22 = Z2tXY = None
+    Z1tXY = np.zeros((Q1, p + 1))
+    Z2tXY = np.zeros((Q2, p + 1))
+    XYtXY = np.zeros((p + 1, p + 1))
+    for start in range(0, n, _CHUNK_ROWS):
+        rows = slice(start, min(start + _CHUNK_ROWS, n))
+        XY = np.column_stack([X[rows], y[rows]])
+        Z1cols = first.columns[rows]
+        if sqrt_weights is not None:
+            XY *= sqrt_weights[rows, None]
+            Z1cols = Z1cols * sqrt_weights[rows, None]
+        XYtXY += XY.T @ XY
+        Z1tXY += _term_matrix(first, sqrt_weights, 0, Q1, rows).T @ XY
+        codes = first.codes[rows]
+        for a in range(q1):
+            for b in range(a + 1):
+                A11[:, a, b] += np.bincount(codes, Z1cols[:, a] * Z1cols[:, b], minlength=m1)
+        for term, offset in zip(rest, offsets):
+            Z2tXY += _term_matrix(term, sqrt_weights, offset, Q2, rows).T @ XY
+    lower = np.tril_indices(q1, -1)
+    A11[:, lower[1], lower[0]] = A11[:, lower[0], lower[1]]
+    Z1tXY = Z1tXY.reshape(m1, q1, p + 1)
+    sum_log_weights = 0.0 if sqrt_weights is None else float(2.0 * np.log(sqrt_weights).sum())
+    A21 = A21_rows = A21_levels = A22 = None
     pairs = (None, None, None)
-    if len(terms) > 1:
-        widths = [t.n_levels * t.q for t in terms[1:]]
-        Q2 = int(sum(widths))
-        offsets = np.concatenate([[0], np.cumsum(widths)[:-1]])
-        Z2 = sum(
-            _term_matrix(t, sqrt_weights, int(o), Q2) for t, o in zip(terms[1:], offsets)
-        ).tocsr()
+    if rest:
+        Z1 = _term_matrix(first, sqrt_weights, 0, Q1)
+        Z2 = sum(_term_matrix(t, sqrt_weights, o, Q2) for t, o in zip(rest, offsets)).tocsr()
         Z2t = Z2.T.tocsr()
         A22 = (Z2t @ Z2).toarray()
-        Z2tXY = Z2t @ XY
         # Z₂ᵀZ₁ in column blocks of width q1: the blocks are what Λ₁ and L₁₁ act on.
         A21_sparse = (Z2t @ Z1).tocoo()
         block_key = A21_sparse.row.astype(np.int64) * m1 + A21_sparse.col // q1
@@ -154,11 +171,11 @@ def cross_products(X, y, terms, sqrt_weights=None) -> CrossProducts:
         A21_rows=A21_rows,
         A21_levels=A21_levels,
         A22=A22,
-        Z2tXY=Z2tXY,
+        Z2tXY=Z2tXY if rest else None,
         pair_target=pairs[0],
         pair_level=pairs[1],
         pair_outer=pairs[2],
-        XYtXY=XY.T @ XY,
+        XYtXY=XYtXY,
         n_obs=n,
         n_fixed=p,
         sum_log_weights=sum_log_weights,
