@@ -7,7 +7,7 @@ cross-products, minimize the profiled criterion over θ, solve at the optimum.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
+from functools import lru_cache, partial
 
 import numpy as np
 
@@ -21,8 +21,8 @@ from .deviance import (
     objective,
     solve,
 )
-from .optimize import ConvergenceCheck, OptimizerRecord, check_optimum, minimize_theta
-from .terms import RandomTerm
+from .optimize import ConvergenceCheck, OptimizerRecord, check_optimum, minimize_theta, polish
+from .terms import RandomTerm, moment_theta_start
 
 __all__ = ["RandomTerm", "CoreFit", "fit_lmm", "lme4_term_order"]
 
@@ -57,6 +57,28 @@ class CoreFit:
     theta_lower: np.ndarray
     n_obs: int
     check: ConvergenceCheck | None = None
+
+
+# BOBYQA's initial trust-region radius: the moment start is usually within this of
+# the optimum (NLopt's default radius wastes evaluations on wide first steps).
+_INITIAL_STEP = 0.1
+
+
+@lru_cache(maxsize=1)
+def _blas_controller():
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+def _single_threaded_blas():
+    """BLAS limited to one thread while θ is optimized.
+
+    Each evaluation works on small blocks (q × q per level, a dense block of a few
+    thousand at most), where threads buy little; on a busy machine the spinning
+    threads of a multi-threaded BLAS slow a dense Cholesky down tenfold.
+    """
+    return _blas_controller().limit(limits=1, user_api="blas")
 
 
 def lme4_term_order(terms) -> tuple:
@@ -124,17 +146,21 @@ def fit_lmm(
     cp = cross_products(X, resid, ordered, sqrt_weights)
     lower = np.concatenate([t.theta_lower() for t in ordered])
     criterion = partial(objective, cp=cp, terms=ordered, reml=reml)
-    record = minimize_theta(
-        criterion,
-        np.concatenate([t.theta_start() for t in ordered]),
-        lower,
-        xtol_abs=xtol_abs,
-        ftol_abs=ftol_abs,
-        max_evals=max_evals,
-    )
-    check = (check_optimum(criterion, record.theta, record.fmin, lower)
-             if check_convergence else None)
-    sol = solve(record.theta, cp, ordered, reml)
+    with _single_threaded_blas():
+        record = minimize_theta(
+            criterion,
+            moment_theta_start(ordered, resid),
+            lower,
+            initial_step=_INITIAL_STEP,
+            xtol_abs=xtol_abs,
+            ftol_abs=ftol_abs,
+            max_evals=max_evals,
+        )
+        check = None
+        if check_convergence:
+            check = check_optimum(criterion, record.theta, record.fmin, lower)
+            record = polish(criterion, record, check, lower)
+        sol = solve(record.theta, cp, ordered, reml)
     unsort = np.argsort(order)
     sol = Solution(
         beta=sol.beta + offset,
