@@ -30,8 +30,36 @@ def load_data(dataset):
     return pd.read_csv(DATA / f"{dataset}.csv")
 
 
-def assert_matches_lme4(model, ref, y, fitted=None, check_fixef=True):
-    """Assert the fitted estimator reproduces lme4's fit within the stated tolerances."""
+def criterion_and_beta_at(model, X, y, theta, weights=None, groups=None):
+    """Our criterion and fixed effects at a given θ (lme4's order), for the fitted design."""
+    from sklmixed import _core
+    from sklmixed._core.blocks import cross_products
+    from sklmixed._core.deviance import objective, solve
+
+    arrays = model.design_.transform(X, groups)
+    X_fixed = arrays.X[:, model.fixed_columns_]
+    terms = []
+    for factor in arrays.factors:
+        levels = model.levels_[factor.name]
+        codes = levels.get_indexer(pd.Index(factor.labels)).astype(np.intp)
+        terms.append(_core.RandomTerm(codes, factor.columns, len(levels), factor.blocks))
+    ordered = [terms[i] for i in _core.lme4_term_order(terms)]
+    offset, resid = _core._least_squares_offset(X_fixed, np.asarray(y, float))
+    sqrt_w = None if weights is None else np.sqrt(np.asarray(weights, float))
+    cp = cross_products(X_fixed, resid, ordered, sqrt_w)
+    reml = model.method == "REML"
+    theta = np.atleast_1d(np.asarray(theta, float))
+    return objective(theta, cp, ordered, reml), solve(theta, cp, ordered, reml).beta + offset
+
+
+def assert_matches_lme4(model, ref, y, fitted=None, check_fixef=True, X=None, weights=None):
+    """Assert the fitted estimator reproduces lme4's fit within the stated tolerances.
+
+    Where fixed effects differ by more than the tolerance, the rule of the project
+    applies: we are wrong unless our criterion is lower than at lme4's θ (lme4 stopped
+    short). That is checked, and our solver must then reproduce lme4's fixed effects
+    at lme4's own θ to 1e-6, which shows the difference is the optimum, not the math.
+    """
     ours = np.sort(model.variance_components_["vcov"].to_numpy(float))
     theirs = np.sort([row["vcov"] for row in ref["varcorr"]])
     assert ours.shape == theirs.shape, (ours, theirs)
@@ -40,10 +68,18 @@ def assert_matches_lme4(model, ref, y, fitted=None, check_fixef=True):
     np.testing.assert_allclose(model.sigma_, ref["sigma"], rtol=TOL_REL)
     if check_fixef:
         names = list(ref["fixef"])
-        np.testing.assert_allclose(
-            model.fixed_effects_[names].to_numpy(), list(ref["fixef"].values()),
-            rtol=TOL_REL, atol=TOL_REL * 1e-3,
-        )
+        lme4_fixef = np.array(list(ref["fixef"].values()))
+        try:
+            np.testing.assert_allclose(
+                model.fixed_effects_[names].to_numpy(), lme4_fixef,
+                rtol=TOL_REL, atol=TOL_REL * 1e-3,
+            )
+        except AssertionError:
+            if X is None:
+                raise
+            crit_lme4, beta_lme4 = criterion_and_beta_at(model, X, y, ref["theta"], weights)
+            assert -2 * model.log_likelihood_ < crit_lme4, "lme4's optimum is lower than ours"
+            np.testing.assert_allclose(beta_lme4, lme4_fixef, rtol=1e-6, atol=1e-9)
         np.testing.assert_allclose(
             model.fixed_effects_se_[names].to_numpy(), list(ref["fixef_se"].values()),
             rtol=TOL_REL,
