@@ -27,6 +27,8 @@ __all__ = [
 ]
 
 INTERCEPT = "(Intercept)"
+# Largest magnitude of data: squares and their sums over many rows stay finite in float64.
+MAX_MAGNITUDE = 1e150
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,8 @@ def encode_levels(labels, name):
     """
     if pd.isna(labels).any():
         raise ValueError(f"Group column {name!r} has missing values (NaN or NA).")
+    if _has_infinite(labels):
+        raise ValueError(f"Group column {name!r} has infinite values, which are not group labels.")
     try:
         codes, levels = pd.factorize(labels, sort=True)
     except TypeError:
@@ -119,6 +123,16 @@ def encode_levels(labels, name):
                 f"({exc}): a group label argument must be a string or a number."
             ) from None
     return codes.astype(np.intp), pd.Index(levels)
+
+
+def _has_infinite(labels):
+    """Whether a column of labels holds a float +/-inf (NaN is caught as missing before)."""
+    labels = np.asarray(labels)
+    if labels.dtype.kind == "f":
+        return bool(np.isinf(labels).any())
+    if labels.dtype == object:
+        return any(isinstance(v, (float, np.floating)) and np.isinf(v) for v in labels)
+    return False
 
 
 def is_dataframe(X):
@@ -158,6 +172,13 @@ def _numeric_column(X, key):
     """A float64 column, or an error that names it and says what to do instead."""
     values = _column(X, key)
     label = _column_label(X, key)
+    if isinstance(X, pd.DataFrame) and isinstance(X[key].dtype, pd.CategoricalDtype):
+        # Categories are labels even when they look like numbers: never a silent trend.
+        raise ValueError(
+            f"Column {label!r} is categorical, not numeric. Encode it first (e.g. "
+            "sklearn.preprocessing.OneHotEncoder in a ColumnTransformer) or use the "
+            "formula interface, which codes categorical variables."
+        )
     if isinstance(values, pd.api.extensions.ExtensionArray) or values.dtype == object:
         series = pd.Series(values)
         if series.isna().any():
@@ -170,7 +191,7 @@ def _numeric_column(X, key):
                 "sklearn.preprocessing.OneHotEncoder in a ColumnTransformer) or use the "
                 "formula interface, which codes categorical variables."
             ) from None
-    elif values.dtype.kind in "OSUV" or isinstance(values.dtype, pd.CategoricalDtype):
+    elif values.dtype.kind not in "biuf":  # text, complex, datetime, timedelta
         raise ValueError(
             f"Column {label!r} is not numeric. Encode it first (e.g. "
             "sklearn.preprocessing.OneHotEncoder) or use the formula interface."
@@ -178,6 +199,12 @@ def _numeric_column(X, key):
     values = np.asarray(values, dtype=float)
     if not np.isfinite(values).all():
         raise ValueError(f"Column {label!r} has NaN or infinite values.")
+    top = np.abs(values).max(initial=0.0)
+    if top > MAX_MAGNITUDE:
+        raise ValueError(
+            f"Column {label!r} has values up to {top:.3g}, beyond {MAX_MAGNITUDE:.0e}: their "
+            "squares overflow float64. Rescale it (e.g. sklearn.preprocessing.StandardScaler)."
+        )
     return values
 
 
@@ -194,6 +221,16 @@ def _resolve(X, key, argument):
     if not -X.shape[1] <= key < X.shape[1]:
         raise ValueError(f"{argument}: column position {key} is out of range for X with n_features={X.shape[1]}.")
     return int(key) % X.shape[1]
+
+
+def _unique(keys, argument):
+    """``keys`` unchanged, or an error naming the column listed twice."""
+    seen = set()
+    for key in keys:
+        if key in seen:
+            raise ValueError(f"{argument}: column {key!r} is listed more than once.")
+        seen.add(key)
+    return keys
 
 
 class ArrayDesign:
@@ -225,7 +262,7 @@ class ArrayDesign:
                 "Group labels were given twice: as the `group` column(s) of X and as "
                 "`groups=`. Use one of them."
             )
-        self.group_keys_ = [_resolve(X, key, "group") for key in group_keys]
+        self.group_keys_ = _unique([_resolve(X, key, "group") for key in group_keys], "group")
         if groups is not None:
             self.factor_names_ = _groups_names(groups)
         else:
@@ -236,7 +273,9 @@ class ArrayDesign:
         if self.fixed_effects is None:
             self.fixed_keys_ = [k for k in all_keys if k not in self.group_keys_]
         else:
-            self.fixed_keys_ = [_resolve(X, key, "fixed_effects") for key in self.fixed_effects]
+            self.fixed_keys_ = _unique(
+                [_resolve(X, key, "fixed_effects") for key in self.fixed_effects], "fixed_effects"
+            )
             clash = [k for k in self.fixed_keys_ if k in self.group_keys_]
             if clash:
                 raise ValueError(f"fixed_effects: {clash} are group columns.")
@@ -265,13 +304,20 @@ class ArrayDesign:
             per_factor = []
             for name, key in zip(self.factor_names_, self.group_keys_ or self.factor_names_):
                 cols = spec.get(name, spec.get(key, []))
-                per_factor.append([_resolve(X, c, "random_effects") for c in cols])
+                keys = _unique([_resolve(X, c, "random_effects") for c in cols], "random_effects")
+                if any(k in self.group_keys_ for k in keys):
+                    raise ValueError(f"random_effects: {cols} for {name!r} include a group column.")
+                per_factor.append(keys)
             return per_factor
-        keys = [_resolve(X, c, "random_effects") for c in spec]
+        keys = _unique([_resolve(X, c, "random_effects") for c in spec], "random_effects")
         clash = [k for k in keys if k in self.group_keys_]
         if clash:
             raise ValueError(f"random_effects: {clash} are group columns.")
         return [keys for _ in self.factor_names_]
+
+    def fit_transform(self, X, groups=None) -> ModelArrays:
+        """:meth:`fit`, then :meth:`transform` of the same data."""
+        return self.fit(X, groups).transform(X, groups)
 
     def transform(self, X, groups=None) -> ModelArrays:
         """Model arrays of X (and ``groups``), with the column roles learned in :meth:`fit`."""
@@ -341,15 +387,16 @@ def _groups_names(groups):
         hasattr(groups, "columns") and not isinstance(groups, np.ndarray)
     ):
         return [str(c) for c in groups.columns]
-    if isinstance(groups, pd.Series) and groups.name is not None:
-        return [str(groups.name)]
+    name = getattr(groups, "name", None)  # a pandas or polars Series (polars' default: "")
+    if not isinstance(groups, np.ndarray) and name is not None and name != "":
+        return [str(name)]
     arr = np.asarray(groups)
     if arr.ndim == 2 and arr.shape[1] > 1:
         return [f"group{j}" for j in range(arr.shape[1])]
     return ["group"]
 
 
-def drop_aliased_columns(X, names, tol=1e-7):
+def drop_aliased_columns(X, names, tol=1e-7, warn=True):
     """Columns of X to keep: each dropped one is a linear combination of earlier ones.
 
     Mirrors lme4, which keeps a column unless its part orthogonal to the columns
@@ -386,7 +433,7 @@ def drop_aliased_columns(X, names, tol=1e-7):
             basis.append(v / residual)
             keep.append(j)
     dropped = [names[j] for j in range(p) if j not in keep]
-    if dropped:
+    if dropped and warn:
         warnings.warn(
             f"fixed-effect model matrix is rank deficient so dropping {len(dropped)} "
             f"column(s): {dropped} (each is a linear combination of the columns before it).",
@@ -394,6 +441,26 @@ def drop_aliased_columns(X, names, tol=1e-7):
             stacklevel=3,
         )
     return np.asarray(keep, dtype=np.intp)
+
+
+def warn_collinear_random_columns(factor: FactorArrays):
+    """Warn when a factor's random-effect columns are linearly dependent (lme4 is silent).
+
+    ``(x + x2 | g)`` with ``x2 = 2 x`` fits, but only the covariance of the identifiable
+    combinations is estimated; the reported covariance of the columns is one of many
+    with the same likelihood, which is not what anyone wants to read.
+    """
+    keep = set(drop_aliased_columns(factor.columns, factor.column_names, warn=False))
+    collinear = [n for j, n in enumerate(factor.column_names) if j not in keep]
+    if collinear:
+        warnings.warn(
+            f"random-effect columns {collinear} of grouping factor {factor.name!r} are linear "
+            "combinations of the columns before them: their variances and correlations are "
+            "not identifiable (the likelihood only sees the covariance of independent "
+            "combinations). Drop them from random_effects.",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _factor_from_bar(bar) -> FactorArrays:
@@ -417,11 +484,21 @@ class FormulaArrays:
 
     def fit(self, data):
         """Learn the formula's encodings (categorical levels, transforms) on ``data``."""
+        self.fit_transform(data)
+        return self
+
+    def fit_transform(self, data, groups=None) -> ModelArrays:
+        """:meth:`fit` and :meth:`transform` of the training data in one pass."""
         from ._formula import FormulaDesign
 
-        self.formula_design_ = FormulaDesign(self.formula).fit(data)
+        self.formula_design_ = FormulaDesign(self.formula)
         self.response = self.formula_design_.response
-        return self
+        X, bars = self.formula_design_.fit_transform(data)
+        return self._arrays(X, bars)
+
+    def _arrays(self, X, bars) -> ModelArrays:
+        factors = merge_bars([_factor_from_bar(bar) for bar in bars])
+        return ModelArrays(X, tuple(self.formula_design_.fixed_names), factors)
 
     def response_vector(self, data):
         """The response column named by the formula's left side."""
@@ -430,6 +507,4 @@ class FormulaArrays:
     def transform(self, data, groups=None) -> ModelArrays:
         """Model arrays of ``data`` with the encodings learned in :meth:`fit`."""
         design = self.formula_design_
-        X = design.fixed_matrix(data)
-        bars = [_factor_from_bar(bar) for bar in design.random_terms(data)]
-        return ModelArrays(X, tuple(design.fixed_names), merge_bars(bars))
+        return self._arrays(design.fixed_matrix(data), design.random_terms(data))

@@ -23,8 +23,10 @@ from ._design import (
     ArrayDesign,
     ModelArrays,
     as_frame_or_array,
+    MAX_MAGNITUDE,
     drop_aliased_columns,
     encode_levels,
+    warn_collinear_random_columns,
     is_dataframe,
 )
 from ._results import MixedLMResult, build_result
@@ -163,6 +165,28 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
     effects and reduces to ordinary least squares (a warning says so); this keeps
     the estimator usable where scikit-learn calls ``fit(X, y)`` alone.
 
+    Groups in scikit-learn tools (details in docs/sklearn.md):
+
+    - A group column of X (``group="school"``) works everywhere: Pipeline,
+      ``ColumnTransformer(..., remainder="passthrough",
+      verbose_feature_names_out=False).set_output(transform="pandas")`` keeps it by
+      name, and every scorer works because ``predict`` needs only X.
+    - ``groups=`` outside X needs metadata routing
+      (``sklearn.set_config(enable_metadata_routing=True)``) and
+      ``set_fit_request(groups=True)``, ``set_predict_request(groups=True)``,
+      ``set_score_request(groups=True)``. Pipeline, ``cross_validate``,
+      ``cross_val_score``, ``GridSearchCV`` and nested CV then pass each fold's groups
+      to ``fit`` and, with ``scoring=None``, to ``score``. Named scorers (``"r2"``,
+      ``"neg_mean_squared_error"``, ``make_scorer``) call ``predict(X)`` without
+      metadata, so they raise here; ``GridSearchCV.predict`` takes no metadata either
+      (use ``best_estimator_.predict(X, groups=...)``).
+    - With routing on, a model whose groups are a column of X but whose CV splitter
+      needs ``groups`` (``GroupKFold``) says ``set_fit_request(groups=False)`` and
+      ``set_score_request(groups=False)``.
+
+    ``sample_weight`` are prior weights, not frequency weights: a weight of 2 is not
+    two copies of a row, because the variance estimates count rows.
+
     Examples
     --------
     >>> from sklmixed import MixedLMRegressor
@@ -240,8 +264,7 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
             The fitted estimator.
         """
         X = self._validate_X(X, groups, reset=True)
-        self.design_ = self._make_design(X, groups)
-        arrays = self._model_arrays(X, groups)
+        self.design_, arrays = self._make_design(X, groups)
         if not arrays.factors:
             warnings.warn(
                 "No grouping factor (group=None and no groups=): the model has no random "
@@ -261,11 +284,13 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
                 f"Found n_samples={y.shape[0]} for {len(keep)} fixed effect(s): estimating "
                 "the residual variance needs more observations than fixed effects."
             )
+        _check_residual_variation(X_fixed, y, fixed_names)
 
         terms, levels = [], []
         for factor in arrays.factors:
             codes, lev = encode_levels(factor.labels, factor.name)
-            _check_levels(factor.name, len(lev), y.shape[0])
+            _check_levels(factor.name, len(lev), y.shape[0], max(map(len, factor.blocks)))
+            warn_collinear_random_columns(factor)
             levels.append(lev)
             terms.append(RandomTerm(codes, factor.columns, len(lev), factor.blocks))
         self.levels_ = {f.name: lev for f, lev in zip(arrays.factors, levels)}
@@ -296,11 +321,14 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
             validate_data(self, X, skip_check_array=True, reset=reset)
             if X.shape[0] == 0:
                 raise ValueError(f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of 1 is required.")
+            if not reset and self.formula is None and not hasattr(self, "feature_names_in_"):
+                # Fitted on an array: columns are read by position (validate_data warned).
+                X = X.to_numpy()
             return X
         # Arrays get scikit-learn's checks (sparse, complex, 1-D, empty). Group columns
         # may hold labels of any type, so only an X of numeric features is converted;
         # with groups= an intercept-only model has no column in X at all.
-        return validate_data(
+        X = validate_data(
             self,
             X,
             reset=reset,
@@ -308,18 +336,29 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
             dtype=None if self.group is not None else "numeric",
             ensure_min_features=0 if groups is not None else 1,
         )
+        if not reset and hasattr(self, "feature_names_in_"):
+            # Fitted on a DataFrame: columns are read by position (validate_data warned).
+            X = pd.DataFrame(X, columns=self.feature_names_in_)
+        return X
 
     def _make_design(self, X, groups):
+        """The fitted design and the training data's model arrays."""
         if self.formula is None:
-            return ArrayDesign(
+            design = ArrayDesign(
                 group=self.group,
                 random_effects=self.random_effects,
                 fixed_effects=self.fixed_effects,
                 random_intercept=self.random_intercept,
                 fit_intercept=self.fit_intercept,
                 covariance=self.covariance,
-            ).fit(X, groups)
+            )
+        else:
+            design = self._formula_design(X, groups)
+        return design, design.fit_transform(X, groups)
+
+    def _formula_design(self, X, groups):
         from ._design import FormulaArrays
+
 
         clash = [name for name in ("group", "random_effects", "fixed_effects")
                  if getattr(self, name) is not None]
@@ -332,7 +371,7 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
             raise ValueError("formula is set, so groups= must be None: name the groups in the formula.")
         if not isinstance(X, pd.DataFrame):
             raise TypeError("formula is set, so X must be a DataFrame holding the formula's variables.")
-        return FormulaArrays(self.formula).fit(X)
+        return FormulaArrays(self.formula)
 
     def _model_arrays(self, X, groups) -> ModelArrays:
         return self.design_.transform(X, groups)
@@ -346,7 +385,7 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
                     "the response as y, or use a formula whose left side names a column of X."
                 )
             y = self.design_.response_vector(X)
-        y = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y)
+        y = _float_array(y, "y")
         y = column_or_1d(check_array(y, ensure_2d=False, dtype=np.float64, input_name="y"), warn=True)
         if y.shape[0] != n:
             raise ValueError(f"X has {n} rows but y has {y.shape[0]}.")
@@ -466,7 +505,7 @@ def _select_columns(X, keep):
 def _check_weights(sample_weight, n):
     if sample_weight is None:
         return None
-    w = np.asarray(sample_weight, dtype=float)
+    w = _float_array(sample_weight, "sample_weight")
     if w.ndim != 1 or w.shape[0] != n:
         raise ValueError(f"sample_weight must have shape ({n},); got {w.shape}.")
     if not np.isfinite(w).all() or (w <= 0).any():
@@ -477,8 +516,50 @@ def _check_weights(sample_weight, n):
     return w
 
 
-def _check_levels(name, n_levels, n_obs):
-    # lme4 refuses both: a variance needs at least two levels and some replication.
+def _float_array(values, name):
+    """``values`` as a float ndarray; pandas NA becomes NaN (refused next, by name)."""
+    values = np.asarray(values.to_numpy() if hasattr(values, "to_numpy") else values)
+    if values.dtype.kind == "O":
+        values = np.where(pd.isna(values), np.nan, values)
+    try:
+        if values.dtype.kind not in "biufO":
+            raise TypeError
+        return values.astype(float)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be numeric; got values of dtype {values.dtype}.") from None
+
+
+def _check_residual_variation(X, y, names):
+    """Refuse a y whose squares overflow, or that the fixed part fits exactly.
+
+    With no residual variation the residual variance is zero and the likelihood
+    infinite (lme4 reports ``logLik = Inf`` or a number made of rounding errors).
+    """
+    top = np.abs(y).max()
+    if top > MAX_MAGNITUDE:
+        raise ValueError(
+            f"y has values up to {top:.3g}, beyond {MAX_MAGNITUDE:.0e}: their squares "
+            "overflow float64. Rescale y."
+        )
+    resid = y
+    if X.shape[1]:
+        # Normal equations refined once, as the core does: p x p memory, not n x p.
+        XtX = X.T @ X
+        beta = np.linalg.lstsq(XtX, X.T @ y, rcond=None)[0]
+        resid = y - X @ beta
+        resid = resid - X @ np.linalg.lstsq(XtX, X.T @ resid, rcond=None)[0]
+    rms = float(np.sqrt(np.mean(resid**2)))
+    if rms <= max(1e3 * np.finfo(float).eps * top, 1.0 / MAX_MAGNITUDE):
+        raise ValueError(
+            f"y has no residual variation (root mean square {rms:.3g} after the fixed "
+            f"effects {list(names)}): y is constant or an exact linear function of the fixed "
+            "effects, or too small to square; the residual variance would be zero and the "
+            "likelihood infinite."
+        )
+
+
+def _check_levels(name, n_levels, n_obs, block_size=1):
+    # lme4 refuses all three: a variance needs at least two levels and some replication.
     if n_levels < 2:
         raise ValueError(
             f"Grouping factor {name!r} has {n_levels} level; a random effect needs at least 2."
@@ -487,4 +568,11 @@ def _check_levels(name, n_levels, n_obs):
         raise ValueError(
             f"Grouping factor {name!r} has as many levels ({n_levels}) as observations "
             f"({n_obs}): its variance cannot be told apart from the residual variance."
+        )
+    if n_levels * block_size >= n_obs:
+        raise ValueError(
+            f"Grouping factor {name!r} has {n_levels} levels x {block_size} correlated random "
+            f"effects = {n_levels * block_size}, not fewer than the {n_obs} observations: the "
+            "random-effects parameters and the residual variance are unidentifiable (lme4 "
+            "refuses this too)."
         )

@@ -801,16 +801,42 @@ class FormulaDesign:
         -------
         self
         """
+        self.fit_transform(data)
+        return self
+
+    def fit_transform(self, data: pd.DataFrame):
+        """:meth:`fit`, returning the training data's matrices from the same pass.
+
+        Parameters
+        ----------
+        data : DataFrame
+            Holds every column in :attr:`variables`, without missing values.
+
+        Returns
+        -------
+        fixed : ndarray of shape (n, p)
+            As :meth:`fixed_matrix` of ``data``.
+        bars : list of RandomTermData
+            As :meth:`random_terms` of ``data``.
+        """
         frame = self._frame(data, self.variables, fitting=True)
-        specs = {"fixed": self._materialize(self._fixed_formula, frame, self.parsed.fixed).model_spec}
+        fixed = self._materialize(self._fixed_formula, frame, self.parsed.fixed)
+        specs = {"fixed": fixed.model_spec}
+        lhs_matrices = {}
         for lhs, formula in self._lhs_formulas.items():
-            specs[lhs] = self._materialize(formula, frame, lhs).model_spec
+            lhs_matrices[lhs] = self._materialize(formula, frame, lhs)
+            specs[lhs] = lhs_matrices[lhs].model_spec
         self._specs = specs
         self.fixed_names = _lme4_names(specs["fixed"], _appearance_order(self.parsed.fixed))
         self._lhs_names = {
             lhs: tuple(_lme4_names(specs[lhs], _appearance_order(lhs))) for lhs in self._lhs_formulas
         }
-        return self
+        n = len(frame)
+        bars = [
+            self._term_data(bar, frame, _as_matrix(lhs_matrices[bar.lhs], n))
+            for bar in self.parsed.bars
+        ]
+        return _as_matrix(fixed, n), bars
 
     def fixed_matrix(self, data) -> np.ndarray:
         """Fixed-effects model matrix of ``data``, columns in :attr:`fixed_names` order.
@@ -852,17 +878,17 @@ class FormulaDesign:
         out = []
         for bar, variables in zip(self.parsed.bars, self._bar_variables):
             frame = self._frame(data, variables)
-            Z = self._evaluate(self._specs[bar.lhs], frame, bar.lhs)
-            out.append(
-                RandomTermData(
-                    group_name=bar.group_name,
-                    labels=_group_labels(frame, bar.group),
-                    Z=Z,
-                    column_names=self._lhs_names[bar.lhs],
-                    correlated=bar.correlated or Z.shape[1] > 1,
-                )
-            )
+            out.append(self._term_data(bar, frame, self._evaluate(self._specs[bar.lhs], frame, bar.lhs)))
         return out
+
+    def _term_data(self, bar, frame, Z):
+        return RandomTermData(
+            group_name=bar.group_name,
+            labels=_group_labels(frame, bar.group),
+            Z=Z,
+            column_names=self._lhs_names[bar.lhs],
+            correlated=bar.correlated or Z.shape[1] > 1,
+        )
 
     def response_vector(self, data) -> np.ndarray:
         """The response column named on the formula's left side, as float64.
@@ -940,6 +966,12 @@ class FormulaDesign:
         except (FormulaicError, ValueError, TypeError, NameError) as error:
             raise ValueError(f"Cannot evaluate {text!r} on the data: {error}") from None
         return np.asarray(matrix, dtype=np.float64).reshape(len(frame), len(spec.column_names))
+
+
+def _as_matrix(model_matrix, n):
+    """A formulaic model matrix as a float64 array of ``n`` rows."""
+    values = np.asarray(model_matrix, dtype=np.float64)
+    return values.reshape(n, -1) if values.size else np.empty((n, len(model_matrix.model_spec.column_names)))
 
 
 def _plain_values(column, fitting):
