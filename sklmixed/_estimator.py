@@ -318,7 +318,10 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
         """X as a pandas DataFrame or a checked 2-D ndarray; sets or checks n_features_in_."""
         if is_dataframe(X):
             X = as_frame_or_array(X)
-            validate_data(self, X, skip_check_array=True, reset=reset)
+            if reset or self.formula is None:
+                # With a formula, new data need only the formula's variables, which the
+                # formula design checks by name; other columns may differ from fit's.
+                validate_data(self, X, skip_check_array=True, reset=reset)
             if X.shape[0] == 0:
                 raise ValueError(f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of 1 is required.")
             if not reset and self.formula is None and not hasattr(self, "feature_names_in_"):
@@ -480,12 +483,24 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
 
         return r2_score(y, self.predict(X, groups=groups), sample_weight=sample_weight)
 
-    def summary(self):
-        """lme4's ``summary()`` of the fit: prints like R, tables as DataFrames."""
+    def summary(self, data_name=None):
+        """lme4's ``summary()`` of the fit: prints like R, tables as DataFrames.
+
+        Parameters
+        ----------
+        data_name : str, default=None
+            Printed as lme4's ``Data:`` line when given.
+
+        Returns
+        -------
+        Summary
+            Prints as lme4's ``print(summary(fit))``; its tables are DataFrame
+            attributes and it renders as HTML in notebooks.
+        """
         from ._report import Summary
 
         check_is_fitted(self, "result_")
-        return Summary.from_estimator(self)
+        return Summary.from_estimator(self, data_name=data_name)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
