@@ -194,8 +194,10 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
     >>> exam = load_exam(as_frame=True).frame
     >>> model = MixedLMRegressor(group="school", random_effects=["standLRT"])
     >>> model = model.fit(exam[["standLRT", "school"]], exam["normexam"])
+    >>> model.fixed_effects_.round(4).to_dict()
+    {'(Intercept)': -0.0116, 'standLRT': 0.5565}
     >>> round(model.sigma_, 4)
-    0.7442
+    0.7441
     """
 
     _parameter_constraints: dict = {
@@ -556,6 +558,10 @@ def _check_residual_variation(X, y, names):
             f"y has values up to {top:.3g}, beyond {MAX_MAGNITUDE:.0e}: their squares "
             "overflow float64. Rescale y."
         )
+    if np.ptp(y) == 0:
+        raise ValueError(
+            f"y is constant (every value is {y[0]:g}): there is no variation to model."
+        )
     resid = y
     if X.shape[1]:
         # Normal equations refined once, as the core does: p x p memory, not n x p.
@@ -564,12 +570,20 @@ def _check_residual_variation(X, y, names):
         resid = y - X @ beta
         resid = resid - X @ np.linalg.lstsq(XtX, X.T @ resid, rcond=None)[0]
     rms = float(np.sqrt(np.mean(resid**2)))
-    if rms <= max(1e3 * np.finfo(float).eps * top, 1.0 / MAX_MAGNITUDE):
+    if rms < 1.0 / MAX_MAGNITUDE:
         raise ValueError(
             f"y has no residual variation (root mean square {rms:.3g} after the fixed "
             f"effects {list(names)}): y is constant or an exact linear function of the fixed "
             "effects, or too small to square; the residual variance would be zero and the "
             "likelihood infinite."
+        )
+    if rms <= 1e3 * np.finfo(float).eps * top:
+        warnings.warn(
+            f"y is an exact linear function of the fixed effects {list(names)} up to rounding "
+            f"(residual root mean square {rms:.3g}): sigma_ is about 0 and the "
+            "log-likelihood measures rounding errors.",
+            UserWarning,
+            stacklevel=3,
         )
 
 
