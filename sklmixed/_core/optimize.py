@@ -208,6 +208,9 @@ def check_optimum(fun, theta, fmin, lower, *, step=1e-4, tol=1e-3) -> Convergenc
     ConvergenceCheck
     """
     k = theta.size
+    if not np.isfinite(fmin):
+        return ConvergenceCheck(np.full(k, np.nan), np.full((k, k), np.nan), np.nan, np.nan,
+                                np.zeros(k), 0, False, "the criterion is not finite at the optimum")
     h = step * np.maximum(1.0, np.abs(theta))
     f_plus, f_minus = np.empty(k), np.empty(k)
     H = np.empty((k, k))
