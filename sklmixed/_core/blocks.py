@@ -303,6 +303,8 @@ def factorize(cp: CrossProducts, terms, theta) -> BlockedFactor:
         L11 = l11[:, None, None]
         L31t = (t / l11)[:, None] * cp.Z1tXY[:, 0, :]
         logdet_L = 2.0 * np.log(l11).sum()
+    elif q1 == 2:
+        L11, L31t, logdet_L = _factor_levels_2x2(T1, cp.A11, cp.Z1tXY)
     else:
         M = T1.T @ cp.A11 @ T1
         M[:, np.arange(q1), np.arange(q1)] += 1.0
@@ -330,6 +332,27 @@ def factorize(cp: CrossProducts, terms, theta) -> BlockedFactor:
         logdet_L += 2.0 * np.log(np.diag(L22)).sum()
     L33 = _schur_cholesky(S33)
     return BlockedFactor(T, L11, L31t, G, L22, L32t, L33, float(logdet_L))
+
+
+def _factor_levels_2x2(T, A11, Z1tXY):
+    """Closed-form factorization for the commonest random slope, ``(1 + x | g)``.
+
+    Per level: ``L Lᵀ = Tᵀ A T + I`` and ``C = L⁻¹ Tᵀ Z₁ᵀ[X y]``, written out for
+    2 × 2 blocks so that an evaluation is a score of vector operations across levels.
+    """
+    t0, t1, t2 = T[0, 0], T[1, 0], T[1, 1]
+    a, b, c = A11[:, 0, 0], A11[:, 1, 0], A11[:, 1, 1]
+    l00 = np.sqrt(1.0 + t0 * t0 * a + 2.0 * t0 * t1 * b + t1 * t1 * c)
+    l10 = t2 * (t0 * b + t1 * c) / l00
+    l11 = np.sqrt(1.0 + t2 * t2 * c - l10 * l10)
+    z0, z1 = Z1tXY[:, 0, :], Z1tXY[:, 1, :]
+    C = np.empty_like(Z1tXY)
+    C[:, 0, :] = (t0 * z0 + t1 * z1) / l00[:, None]
+    C[:, 1, :] = (t2 * z1 - l10[:, None] * C[:, 0, :]) / l11[:, None]
+    L = np.zeros_like(A11)
+    L[:, 0, 0], L[:, 1, 0], L[:, 1, 1] = l00, l10, l11
+    logdet = 2.0 * (np.log(l00).sum() + np.log(l11).sum())
+    return L, C.reshape(-1, Z1tXY.shape[2]), logdet
 
 
 # Up to this block size the batched factorizations below loop over the block's
