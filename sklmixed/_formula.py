@@ -35,6 +35,7 @@ import ast
 import re
 import warnings
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
@@ -379,6 +380,7 @@ def _formulaic_factor_text(factor):
     return factor.expr
 
 
+@lru_cache(maxsize=256)
 def parse_formula(text) -> ParsedFormula:
     """Split an lme4 formula into response, fixed part and random-effects bars.
 
@@ -647,6 +649,7 @@ def _r_factor_name(factor):
     return _r_name(factor.expr)
 
 
+@lru_cache(maxsize=256)
 def _formulaic_formula(text, where):
     """A formulaic Formula of ``text`` whose Python expressions have been checked."""
     try:
@@ -676,8 +679,10 @@ def _formula_variables(formula, where):
     return out
 
 
+@lru_cache(maxsize=256)
 def _appearance_order(text):
-    """Factor expressions of a formula in order of first appearance in its text.
+    """Factor expressions of a formula in order of first appearance in its text (cached:
+    treat the returned mapping as read-only).
 
     R orders the variables of an interaction by where they first appear in the
     formula (``a + b:a`` names the column ``a:bv``); formulaic keeps the order the
