@@ -314,24 +314,31 @@ def factorize(cp: CrossProducts, terms, theta) -> BlockedFactor:
     S33 = cp.XYtXY - L31t.T @ L31t
     G = L22 = L32t = None
     if cp.has_second_block:
-        block_terms = terms[1:]
-        Q2 = cp.A22.shape[0]
-        # Λ₁ L₁₁⁻ᵀ is block diagonal with blocks T₁ L₁₁,ᵢ⁻ᵀ.
-        B1 = T1 @ np.linalg.inv(L11).transpose(0, 2, 1) if q1 > 1 else (T1[0, 0] / L11)
-        Gvals = np.einsum("ka,kab->kb", cp.A21, B1[cp.A21_levels])
-        cols = (cp.A21_levels[:, None] * q1 + np.arange(q1)).ravel()
-        indptr = np.concatenate([[0], np.cumsum(np.bincount(cp.A21_rows, minlength=Q2) * q1)])
-        G = sp.csr_array((Gvals.ravel(), cols, indptr), shape=(Q2, m1 * q1))
-        S22 = _apply_lambda_t(cp.A22 - _gram(cp, G, B1, Q2), block_terms, T[1:])
-        S22 = _apply_lambda_t(S22.T, block_terms, T[1:])
-        S22[np.diag_indices(Q2)] += 1.0
-        L22 = scipy.linalg.cholesky(S22, lower=True, check_finite=False)
-        R = _apply_lambda_t(cp.Z2tXY - G @ L31t, block_terms, T[1:])
-        L32t = scipy.linalg.solve_triangular(L22, R, lower=True, check_finite=False)
+        G, L22, L32t = _factorize_second_block(cp, terms[1:], T, L11, L31t)
         S33 -= L32t.T @ L32t
         logdet_L += 2.0 * np.log(np.diag(L22)).sum()
     L33 = _schur_cholesky(S33)
     return BlockedFactor(T, L11, L31t, G, L22, L32t, L33, float(logdet_L))
+
+
+def _factorize_second_block(cp: CrossProducts, block_terms, T, L11, L31t):
+    """``G``, the dense ``L₂₂`` and ``L₃₂ᵀ`` of the factors after the first."""
+    m1, q1 = L11.shape[:2]
+    Q2 = cp.A22.shape[0]
+    T1 = T[0]
+    # Λ₁ L₁₁⁻ᵀ is block diagonal with blocks T₁ L₁₁,ᵢ⁻ᵀ.
+    B1 = T1 @ np.linalg.inv(L11).transpose(0, 2, 1) if q1 > 1 else (T1[0, 0] / L11)
+    Gvals = np.einsum("ka,kab->kb", cp.A21, B1[cp.A21_levels])
+    cols = (cp.A21_levels[:, None] * q1 + np.arange(q1)).ravel()
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(cp.A21_rows, minlength=Q2) * q1)])
+    G = sp.csr_array((Gvals.ravel(), cols, indptr), shape=(Q2, m1 * q1))
+    S22 = _apply_lambda_t(cp.A22 - _gram(cp, G, B1, Q2), block_terms, T[1:])
+    S22 = _apply_lambda_t(S22.T, block_terms, T[1:])
+    S22[np.diag_indices(Q2)] += 1.0
+    L22 = scipy.linalg.cholesky(S22, lower=True, check_finite=False)
+    R = _apply_lambda_t(cp.Z2tXY - G @ L31t, block_terms, T[1:])
+    L32t = scipy.linalg.solve_triangular(L22, R, lower=True, check_finite=False)
+    return G, L22, L32t
 
 
 def _factor_levels_2x2(T, A11, Z1tXY):
