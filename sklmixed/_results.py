@@ -17,7 +17,9 @@ from ._core.optimize import ConvergenceCheck, OptimizerRecord
 
 __all__ = ["MixedLMResult", "build_result"]
 
-# lme4's isSingular(): a θ entry bounded below by 0 that is smaller than this.
+# lme4's isSingular(): a θ entry bounded below by 0 that is smaller than this. It is
+# applied to θ of unit-RMS columns, so that it does not depend on the data's units
+# (identical to lme4's for intercepts).
 SINGULAR_TOL = 1e-4
 
 
@@ -154,7 +156,7 @@ def build_result(core: CoreFit, factors, fixed_names, levels, method, dropped_fi
         aic=crit + 2.0 * n_params,
         bic=crit + np.log(n_obs) * n_params,
         n_groups=n_groups,
-        is_singular=bool(np.any(record.theta[lower == 0] < SINGULAR_TOL)),
+        is_singular=bool(np.any(core.theta_scaled[lower == 0] < SINGULAR_TOL)),
         optimizer=record,
         convergence_check=core.check,
         dropped_fixed=tuple(dropped_fixed),

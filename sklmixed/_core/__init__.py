@@ -47,7 +47,11 @@ class CoreFit:
     n_obs : int
         Number of observations.
     check : ConvergenceCheck or None
-        Finite-difference check of the optimum, when requested.
+        Finite-difference check of the optimum, when requested (on the scale of
+        unit-RMS random-effect columns, where θ is optimized).
+    theta_scaled : ndarray
+        The optimum θ for unit-RMS columns, lme4's order; scale-free, so it is what
+        the singularity threshold is applied to.
     """
 
     record: OptimizerRecord
@@ -57,6 +61,7 @@ class CoreFit:
     theta_lower: np.ndarray
     n_obs: int
     check: ConvergenceCheck | None = None
+    theta_scaled: np.ndarray | None = None
 
 
 # BOBYQA's initial trust-region radius: the moment start is usually within this of
@@ -138,7 +143,8 @@ def fit_lmm(
     CoreFit
     """
     order = lme4_term_order(terms)
-    ordered = [terms[i] for i in order]
+    # θ is optimized for unit-scale columns and mapped back at the end.
+    ordered = [terms[i].unit_scaled() for i in order]
     offset, resid = _least_squares_offset(X, y)
     sqrt_weights = None if weights is None else np.sqrt(weights)
     if not terms:
@@ -162,12 +168,24 @@ def fit_lmm(
             record = polish(criterion, record, check, lower)
         sol = solve(record.theta, cp, ordered, reml)
     unsort = np.argsort(order)
+    modes, cond_cov = [], []
+    for i in unsort:
+        b, c = ordered[i].modes_unscaled(
+            sol.modes[i], None if sol.cond_cov is None else sol.cond_cov[i]
+        )
+        modes.append(b)
+        cond_cov.append(c)
+    theta_scaled = record.theta
+    theta = np.concatenate(
+        [t.theta_unscaled(th) for t, th in zip(ordered, _split(theta_scaled, ordered))]
+    )
+    record = OptimizerRecord(**{**record.__dict__, "theta": theta})
     sol = Solution(
         beta=sol.beta + offset,
         beta_cov=sol.beta_cov,
         sigma=sol.sigma,
-        modes=[sol.modes[i] for i in unsort],
-        cond_cov=None if sol.cond_cov is None else [sol.cond_cov[i] for i in unsort],
+        modes=modes,
+        cond_cov=None if sol.cond_cov is None else cond_cov,
         deviance=sol.deviance,
         ml_deviance=sol.ml_deviance,
         pwrss=sol.pwrss,
@@ -182,7 +200,13 @@ def fit_lmm(
         theta_lower=lower,
         n_obs=X.shape[0],
         check=check,
+        theta_scaled=theta_scaled,
     )
+
+
+def _split(theta, terms):
+    """θ of each term."""
+    return np.split(theta, np.cumsum([t.n_theta for t in terms])[:-1])
 
 
 def _fit_fixed_only(X, resid, offset, sqrt_weights, reml) -> CoreFit:
@@ -221,4 +245,4 @@ def _fit_fixed_only(X, resid, offset, sqrt_weights, reml) -> CoreFit:
         logdet_L=0.0,
         logdet_RX=factor.logdet_RX,
     )
-    return CoreFit(record, sol, (), (), np.zeros(0), n)
+    return CoreFit(record, sol, (), (), np.zeros(0), n, None, np.zeros(0))

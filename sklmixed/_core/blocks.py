@@ -84,7 +84,7 @@ def _term_matrix(term: RandomTerm, sqrt_weights, offset: int, width: int, rows=s
 
     ``rows`` selects a contiguous slice of observations.
     """
-    codes, columns = term.codes[rows], term.columns[rows]
+    codes, columns = term.codes[rows], term.scaled_columns(rows)
     n, q = columns.shape
     cols = offset + codes[:, None] * q + np.arange(q)
     vals = columns if sqrt_weights is None else columns * sqrt_weights[rows, None]
@@ -132,7 +132,7 @@ def cross_products(X, y, terms, sqrt_weights=None) -> CrossProducts:
     for start in range(0, n, _CHUNK_ROWS):
         rows = slice(start, min(start + _CHUNK_ROWS, n))
         XY = np.column_stack([X[rows], y[rows]])
-        Z1cols = first.columns[rows]
+        Z1cols = first.scaled_columns(rows)
         if sqrt_weights is not None:
             XY *= sqrt_weights[rows, None]
             Z1cols = Z1cols * sqrt_weights[rows, None]
@@ -403,7 +403,8 @@ def _gram(cp: CrossProducts, G, B1, Q2):
     else:
         BBt = (B1 @ B1.transpose(0, 2, 1)).reshape(m1, -1)
         weights = np.einsum("pk,pk->p", cp.pair_outer, BBt[cp.pair_level])
-    lower = np.bincount(cp.pair_target, weights, minlength=Q2 * Q2).reshape(Q2, Q2)
+    # astype: with no pairs at all (factors that never share a row) bincount gives ints.
+    lower = np.bincount(cp.pair_target, weights, minlength=Q2 * Q2).astype(float).reshape(Q2, Q2)
     full = lower + lower.T
     full[np.diag_indices(Q2)] *= 0.5
     return full

@@ -36,8 +36,17 @@ def deviance_from_factor(factor: BlockedFactor, cp: CrossProducts, reml: bool) -
 
 
 def objective(theta, cp: CrossProducts, terms, reml: bool) -> float:
-    """The profiled deviance (``reml=False``) or REML criterion at θ."""
-    return deviance_from_factor(factorize(cp, terms, theta), cp, reml)
+    """The profiled deviance (``reml=False``) or REML criterion at θ.
+
+    Where rounding makes a Schur complement lose positive definiteness (θ so large
+    that the random effects absorb a fixed-effect column, say), the criterion is
+    reported as +inf so that the optimizer steps back.
+    """
+    try:
+        factor = factorize(cp, terms, theta)
+    except np.linalg.LinAlgError:
+        return np.inf
+    return deviance_from_factor(factor, cp, reml)
 
 
 @dataclass(frozen=True)

@@ -33,12 +33,15 @@ class RandomTerm:
     blocks : tuple of tuple of int
         Partition of ``range(q)`` into correlated blocks; one block holding every
         column is an unstructured covariance, singletons a diagonal one.
+    column_scale : ndarray of shape (q,), optional
+        The model works with ``columns / column_scale`` (see :meth:`unit_scaled`).
     """
 
     codes: np.ndarray
     columns: np.ndarray
     n_levels: int
     blocks: tuple[tuple[int, ...], ...]
+    column_scale: np.ndarray | None = None
     # Row and column of T for each θ entry, and which θ entries sit on the diagonal.
     theta_rows: np.ndarray = field(init=False, repr=False)
     theta_cols: np.ndarray = field(init=False, repr=False)
@@ -52,6 +55,36 @@ class RandomTerm:
                     cols.append(col)
         object.__setattr__(self, "theta_rows", np.asarray(rows, dtype=np.intp))
         object.__setattr__(self, "theta_cols", np.asarray(cols, dtype=np.intp))
+
+    def unit_scaled(self) -> "RandomTerm":
+        """The same term with every column divided by its root mean square.
+
+        The criterion is invariant to this (θ absorbs the scale), but the optimizer's
+        steps and tolerances, the convergence check and the singularity threshold are
+        not: on unit-scale columns they mean the same thing whatever the units of the
+        data (a feature around 1e-6 fits as its rescaled twin does).
+        """
+        rms = np.sqrt(np.einsum("ij,ij->j", self.columns, self.columns) / self.columns.shape[0])
+        scale = np.where(rms > 0, rms, 1.0)
+        return RandomTerm(self.codes, self.columns, self.n_levels, self.blocks, scale)
+
+    def scaled_columns(self, rows=slice(None)) -> np.ndarray:
+        """``columns[rows]`` divided by ``column_scale``."""
+        columns = self.columns[rows]
+        return columns if self.column_scale is None else columns / self.column_scale
+
+    def theta_unscaled(self, theta) -> np.ndarray:
+        """θ of the original columns from θ of the scaled ones (``T = D⁻¹ T̃``)."""
+        if self.column_scale is None:
+            return np.asarray(theta, dtype=float)
+        return theta / self.column_scale[self.theta_rows]
+
+    def modes_unscaled(self, modes, cond_cov=None):
+        """Conditional modes ``b = D⁻¹ b̃`` (and their covariances) of the original columns."""
+        if self.column_scale is None:
+            return modes, cond_cov
+        d = self.column_scale
+        return modes / d, None if cond_cov is None else cond_cov / np.outer(d, d)
 
     @property
     def q(self) -> int:
@@ -117,7 +150,8 @@ def moment_theta_start(terms, resid) -> np.ndarray:
         n0 = (n - (counts**2).sum() / n) / max(m - 1, 1)
         ratio = np.sqrt(max(between - within, 0.0) / n0 / within) if within > 0 else 1.0
         rho = float(np.clip(ratio, 0.1, 10.0))
-        rms = np.sqrt(np.einsum("ij,ij->j", term.columns, term.columns) / n)
+        columns = term.scaled_columns()
+        rms = np.sqrt(np.einsum("ij,ij->j", columns, columns) / n)
         theta = np.zeros(term.n_theta)
         diag = term.theta_on_diagonal
         col_rms = rms[term.theta_rows[diag]]
