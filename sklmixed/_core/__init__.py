@@ -21,7 +21,14 @@ from .deviance import (
     objective,
     solve,
 )
-from .optimize import ConvergenceCheck, OptimizerRecord, check_optimum, minimize_theta, polish
+from .optimize import (
+    ConvergenceCheck,
+    OptimizerRecord,
+    check_optimum,
+    minimize_theta,
+    polish,
+    restart_on_boundary,
+)
 from .terms import RandomTerm, moment_theta_start
 
 __all__ = ["RandomTerm", "CoreFit", "fit_lmm", "lme4_term_order"]
@@ -158,6 +165,17 @@ def fit_lmm(
             moment_theta_start(ordered, resid),
             lower,
             initial_step=_INITIAL_STEP,
+            xtol_abs=xtol_abs,
+            ftol_abs=ftol_abs,
+            max_evals=max_evals,
+        )
+        # The moment start's small first steps can settle on the wrong face of the
+        # boundary; lme4's start with NLopt's default radius explores more widely.
+        record = restart_on_boundary(
+            criterion,
+            record,
+            np.concatenate([t.theta_start() for t in ordered]),
+            lower,
             xtol_abs=xtol_abs,
             ftol_abs=ftol_abs,
             max_evals=max_evals,

@@ -14,7 +14,14 @@ from dataclasses import dataclass
 import nlopt
 import numpy as np
 
-__all__ = ["OptimizerRecord", "ConvergenceCheck", "minimize_theta", "check_optimum", "polish"]
+__all__ = [
+    "OptimizerRecord",
+    "ConvergenceCheck",
+    "minimize_theta",
+    "restart_on_boundary",
+    "check_optimum",
+    "polish",
+]
 
 _STATUS = {
     nlopt.SUCCESS: "success",
@@ -274,6 +281,30 @@ def check_optimum(fun, theta, fmin, lower, *, step=1e-4, tol=1e-3) -> Convergenc
         f"{decrease:.2g} (gradient {np.array2string(g, precision=3)})"
     )
     return ConvergenceCheck(g, H, decrease, float(eig.min()), step_dir, n_evals, ok, message)
+
+
+def restart_on_boundary(fun, record: OptimizerRecord, theta_start, lower, **options):
+    """Run BOBYQA again from ``theta_start`` when the optimum lies on the boundary.
+
+    Boundary optima are where the criterion has separate local minima on different
+    faces (a zero variance here or there); lme4 restarts too (``restart_edge``).
+    The better of the two runs is kept, and the record says that both ran.
+    """
+    if not record.on_boundary.any():
+        return record
+    second = minimize_theta(fun, theta_start, lower, **options)
+    best = second if second.fmin < record.fmin else record
+    return OptimizerRecord(
+        **{
+            **best.__dict__,
+            "theta_start": record.theta_start,
+            "n_evals": record.n_evals + second.n_evals,
+            "converged": best.converged,
+            "message": best.message
+            + f"; boundary optimum, restarted from lme4's start (kept the "
+            f"{'restart' if best is second else 'first run'})",
+        }
+    )
 
 
 def polish(fun, record: OptimizerRecord, check: ConvergenceCheck, lower) -> OptimizerRecord:
