@@ -309,6 +309,7 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
             check_convergence=self.check_convergence,
         )
         result = build_result(core, arrays.factors, fixed_names, levels, self.method, dropped)
+        _check_finite_fit(result)
         self._set_result(result)
         fitted = self._linear_predictor(X_fixed, arrays.factors, [t.codes for t in terms])
         scale = 1.0 if weights is None else np.sqrt(weights)
@@ -584,6 +585,23 @@ def _check_residual_variation(X, y, names):
             "log-likelihood measures rounding errors.",
             UserWarning,
             stacklevel=3,
+        )
+
+
+def _check_finite_fit(result):
+    """Refuse to report a mixed model whose criterion is not finite (lme4: logLik = Inf).
+
+    Without grouping factors the fit is ordinary least squares, where an exact fit is a
+    legitimate answer (sigma_ = 0, log-likelihood +inf; scikit-learn's checks fit y = x0).
+    """
+    if result.n_groups and not np.isfinite(result.log_likelihood):
+        raise ValueError(
+            f"The log-likelihood at the estimate is {result.log_likelihood}: y leaves no "
+            "residual variation once the fixed effects "
+            f"{list(result.fixed_effects.index)} and the random effects are fitted "
+            f"(sigma = {result.sigma:.3g}), so the model has no maximum-likelihood estimate. "
+            "Check y (constant within groups? a linear function of the features?) and the "
+            "number of rows per parameter."
         )
 
 
