@@ -512,10 +512,8 @@ def test_singular_fit_gives_one_singular_warning_and_no_convergence_warning(case
     assert np.abs(model.theta_).min() < 1e-4
 
 
-# ------------------------------------------- core bugs found here (fixed, or pinned)
-# Cases the property tests found. Fixed ones stay as regression tests; an open one is a
-# strict xfail, so that its fix shows up as an XPASS failure (remove the mark then), and
-# tests/test_properties.py recognises its crash by where it happens.
+# ------------------------------------------------------- core bugs found here (fixed)
+# Cases the property tests found; each stays as a regression test.
 
 
 def test_crossed_terms_that_never_share_a_row():
@@ -597,16 +595,10 @@ def test_singular_intercept_second_order_reaches_lme4():
     assert_same_optimum(model, awkward_reference("reorder_singular_intercept_x2x1"))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "core bug (open, after the restart_edge fix): y ~ x1 + x2 + (x1 + x2 | g) stops at "
-    "theta = (0, -0.4187, 0.2179, 1.1362, -0.5913, 0), logLik -30.8586, reported "
-    "converged with the check's gradient +1.82 on T[0,0] (on its bound); lme4 (both "
-    "orders) and the (x2 + x1) order reach -30.4271. Same mechanism as before: with "
-    "T[0,0] = 0, negating T[1,0] and T[2,0] gives the same T Tᵀ, from which raising "
-    "T[0,0] lowers the criterion. The restart from lme4's start lands on the same "
-    "point here. Fix: at a zero diagonal entry of T, also try the sign-flipped column "
-    "below it (or check the optimum in terms of T Tᵀ)."))
 def test_singular_intercept_first_order_reaches_lme4():
+    """Was stuck at T[0,0] = 0 with logLik -30.8586: negating the column below the zero
+    diagonal gives the same T Tᵀ on another face of the bound, from which the criterion
+    falls; the restart from the sign-flipped optimum reaches lme4's -30.4271."""
     model, _ = _intercept_reorder_fit(["x1", "x2"])
     assert_same_optimum(model, awkward_reference("reorder_singular_intercept_x1x2"))
 
@@ -633,15 +625,8 @@ def test_degenerate_crossed_design_fits_or_refuses_clearly():
         assert np.isfinite(model.log_likelihood_)
 
 
-@pytest.mark.xfail(strict=True, raises=np.linalg.LinAlgError, reason=(
-    "core bug: optimize.check_optimum guards np.linalg.solve(Hf, g) with "
-    "eigvalsh(Hf).min() > 0, but a Hessian that is singular up to rounding (a flat "
-    "direction: collinear or non-identifiable θ) can have eigvalsh min = +5e-17 while LU "
-    "meets an exact zero pivot: 'Singular matrix' escapes from fit(). Seen by "
-    "test_small_designs_fit_or_refuse_clearly on a crossed design with a 1e-8 random "
-    "slope and y around 1e6; reproduced here on a quadratic with that Hessian. Use "
-    "lstsq / a relative eigenvalue threshold / catch LinAlgError as 'flat'."))
 def test_convergence_check_survives_a_hessian_singular_up_to_rounding():
+    """Was a LinAlgError: eigvalsh gave +5e-17 where LU met an exact zero pivot."""
     from sklmixed._core.optimize import check_optimum
 
     H = np.array([[6.875, 6.0], [6.0, 6.0 * (6.0 / 6.875)]])

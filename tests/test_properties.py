@@ -213,18 +213,11 @@ def test_reordering_columns(design, perm_seed):
 @settings(INVARIANCE, max_examples=10)  # q = 3: the slowest fits here
 @given(design=designs(min_size=6, two_slopes=True))
 def test_reordering_random_effect_columns(design):
-    """(x1 + x2 | g) and (x2 + x1 | g): other θ (another Cholesky order), same covariance.
-
-    Interior optima only: at a singular fit one order can stop at a boundary point that
-    is not a minimum (an open core bug, pinned by the strict xfail
-    test_singular_intercept_first_order_reaches_lme4 in test_awkward_data.py); remove the
-    assume() when it is fixed.
-    """
+    """(x1 + x2 | g) and (x2 + x1 | g): other θ (another Cholesky order), same covariance."""
     X, y, w, params = design
     params = dict(params, random_effects={"g": ["x1", "x2"]})
     a = fit(params, X, y, w)
     b = fit(dict(params, random_effects={"g": ["x2", "x1"]}), X, y, w)
-    assume(not a.is_singular_ and not b.is_singular_)
     assert_equivalent(a, b, same_theta=False)
 
 
@@ -299,16 +292,6 @@ def small_designs(draw):
     return X, y, weights, params
 
 
-def _known_core_bug(error):
-    """The open core crash pinned by a strict xfail test in test_awkward_data.py
-    (test_convergence_check_survives_a_hessian_singular_up_to_rounding): numpy's
-    LinAlgError from optimize.check_optimum. Delete this when it is fixed."""
-    import traceback
-
-    where = {frame.name for frame in traceback.extract_tb(error.__traceback__)}
-    return isinstance(error, np.linalg.LinAlgError) and "check_optimum" in where
-
-
 @settings(max_examples=200, deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow])
 @given(design=small_designs())
@@ -322,8 +305,6 @@ def test_small_designs_fit_or_refuse_clearly(design):
         try:
             model.fit(X, y, sample_weight=w)
         except Exception as error:
-            if _known_core_bug(error):
-                return
             if isinstance(error, np.linalg.LinAlgError) or not isinstance(error, ValueError):
                 raise
             assert str(error), "a ValueError with no message"

@@ -171,10 +171,16 @@ def fit_lmm(
         )
         # The moment start's small first steps can settle on the wrong face of the
         # boundary; lme4's start with NLopt's default radius explores more widely.
+        identity = np.concatenate([t.theta_start() for t in ordered])
         record = restart_on_boundary(
             criterion,
             record,
-            np.concatenate([t.theta_start() for t in ordered]),
+            {
+                "lme4's start": lambda theta: identity,
+                "the optimum with its zero columns' signs flipped": partial(
+                    _flip_zero_columns, terms=ordered
+                ),
+            },
             lower,
             xtol_abs=xtol_abs,
             ftol_abs=ftol_abs,
@@ -220,6 +226,24 @@ def fit_lmm(
         check=check,
         theta_scaled=theta_scaled,
     )
+
+
+def _flip_zero_columns(theta, terms):
+    """θ with the entries below each zero diagonal element of ``T`` negated.
+
+    Negating a column of ``T`` leaves ``T Tᵀ`` and the criterion unchanged, but where
+    the column's diagonal element is 0 the two points sit on different faces of the
+    bound: from one, raising that element can lower the criterion when from the other
+    it cannot.
+    """
+    flipped, start = np.array(theta, dtype=float), 0
+    for term in terms:
+        rows, cols = term.theta_rows, term.theta_cols
+        local = flipped[start : start + term.n_theta]
+        for j in np.flatnonzero((rows == cols) & (local == 0.0)):
+            local[(cols == cols[j]) & (rows > rows[j])] *= -1.0
+        start += term.n_theta
+    return flipped
 
 
 def _split(theta, terms):

@@ -191,6 +191,10 @@ class ConvergenceCheck:
     message: str
 
 
+# Curvature below this fraction of the largest is taken as flat (no Newton step).
+_FLAT = 1e-10
+
+
 def check_optimum(fun, theta, fmin, lower, *, step=1e-4, tol=1e-3) -> ConvergenceCheck:
     """Check a reported optimum by central differences (the deviance is smooth in θ,
     also across the bound: it depends on θ through ``T Tᵀ``).
@@ -251,10 +255,14 @@ def check_optimum(fun, theta, fmin, lower, *, step=1e-4, tol=1e-3) -> Convergenc
             break
         Hf = H[np.ix_(idx, idx)]
         eig = np.linalg.eigvalsh(Hf)
-        if eig.min() <= 0:
+        if eig.min() <= _FLAT * max(eig.max(), 0.0):
             break
         step_dir[:] = 0.0
-        step_dir[idx] = -np.linalg.solve(Hf, g[idx])
+        try:
+            step_dir[idx] = -np.linalg.solve(Hf, g[idx])
+        except np.linalg.LinAlgError:  # singular up to rounding: treat as flat
+            step_dir[:] = 0.0
+            break
         wrong_way = at_bound & free & (step_dir < 0)
         if not wrong_way.any():
             break
@@ -269,7 +277,7 @@ def check_optimum(fun, theta, fmin, lower, *, step=1e-4, tol=1e-3) -> Convergenc
             g, H, np.inf, float(eig.min()), np.zeros(k), n_evals, False,
             "the Hessian of the criterion has a negative eigenvalue: a saddle point, not a minimum",
         )
-    if eig.min() <= 0:
+    if eig.min() <= _FLAT * eig.max() or not step_dir.any():
         # Flat but not negative: no Newton step; judge by the gradient along free directions.
         step_dir[:] = 0.0
         decrease = float(np.abs(g[idx]).max() * h.max())
@@ -283,26 +291,49 @@ def check_optimum(fun, theta, fmin, lower, *, step=1e-4, tol=1e-3) -> Convergenc
     return ConvergenceCheck(g, H, decrease, float(eig.min()), step_dir, n_evals, ok, message)
 
 
-def restart_on_boundary(fun, record: OptimizerRecord, theta_start, lower, **options):
-    """Run BOBYQA again from ``theta_start`` when the optimum lies on the boundary.
+def restart_on_boundary(fun, record: OptimizerRecord, restarts, lower, **options):
+    """Run BOBYQA again from other points when the optimum lies on the boundary.
 
     Boundary optima are where the criterion has separate local minima on different
     faces (a zero variance here or there); lme4 restarts too (``restart_edge``).
-    The better of the two runs is kept, and the record says that both ran.
+
+    Parameters
+    ----------
+    fun : callable
+        The criterion.
+    record : OptimizerRecord
+        The first run.
+    restarts : dict of str to callable
+        Named starting points, each a function of the best θ found so far, tried in
+        order while that θ is on the boundary.
+    lower : ndarray
+        Lower bounds.
+    **options
+        Passed to :func:`minimize_theta`.
+
+    Returns
+    -------
+    OptimizerRecord
+        The best run, with every run's evaluations counted and named in its message.
     """
     if not record.on_boundary.any():
         return record
-    second = minimize_theta(fun, theta_start, lower, **options)
-    best = second if second.fmin < record.fmin else record
+    best, n_evals, kept, tried = record, record.n_evals, "the first start", []
+    for name, start in restarts.items():
+        if not best.on_boundary.any():
+            break
+        run = minimize_theta(fun, start(best.theta), lower, **options)
+        n_evals += run.n_evals
+        tried.append(name)
+        if run.fmin < best.fmin:
+            best, kept = run, name
     return OptimizerRecord(
         **{
             **best.__dict__,
             "theta_start": record.theta_start,
-            "n_evals": record.n_evals + second.n_evals,
-            "converged": best.converged,
-            "message": best.message
-            + f"; boundary optimum, restarted from lme4's start (kept the "
-            f"{'restart' if best is second else 'first run'})",
+            "n_evals": n_evals,
+            "message": f"{best.message}; boundary optimum, restarted from "
+            f"{' and from '.join(tried)}; kept the run from {kept}",
         }
     )
 
