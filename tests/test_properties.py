@@ -315,5 +315,5 @@ def test_small_designs_fit_or_refuse_clearly(design):
     assert np.isfinite(model.fixed_effects_).all()
     assert prediction.shape == (len(y),) and np.isfinite(prediction).all()
     assert isinstance(model.converged_, bool)
-    if params["max_iter"] == 3 and model.theta_.size > 0:
+    if "maximum number of evaluations" in model.optimizer_record_.message:
         assert not model.converged_

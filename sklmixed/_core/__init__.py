@@ -14,6 +14,7 @@ import numpy as np
 from types import SimpleNamespace
 
 from .blocks import BlockedFactor, _schur_cholesky, cross_products
+from .gradient import objective_and_gradient
 from .deviance import (
     Solution,
     deviance_from_factor,
@@ -159,18 +160,28 @@ def fit_lmm(
     cp = cross_products(X, resid, ordered, sqrt_weights)
     lower = np.concatenate([t.theta_lower() for t in ordered])
     criterion = partial(objective, cp=cp, terms=ordered, reml=reml)
+    # One grouping factor has an analytic gradient (L-BFGS-B, a fraction of BOBYQA's
+    # evaluations); several factors are left to BOBYQA, as in lme4.
+    with_gradient = len(ordered) == 1
+    if with_gradient:
+        fun = partial(objective_and_gradient, cp=cp, terms=ordered, reml=reml)
+        gradient = lambda theta: fun(theta)[1]  # noqa: E731
+        options = dict(with_gradient=True, ftol_abs=ftol_abs, max_evals=max_evals)
+    else:
+        fun, gradient = criterion, None
+        options = dict(xtol_abs=xtol_abs, ftol_abs=ftol_abs, max_evals=max_evals)
     with _single_threaded_blas():
         record = minimize_theta(
-            criterion,
+            fun,
             moment_theta_start(ordered, resid),
             lower,
-            initial_step=_INITIAL_STEP,
-            xtol_abs=xtol_abs,
-            ftol_abs=ftol_abs,
-            max_evals=max_evals,
+            initial_step=None if with_gradient else _INITIAL_STEP,
+            **options,
         )
-        # The moment start's small first steps can settle on the wrong face of the
-        # boundary; lme4's start with NLopt's default radius explores more widely.
+        # A boundary optimum may be a local one: a zero diagonal of T is a stationary
+        # point that a gradient method cannot leave, and the moment start's small
+        # first steps can settle on the wrong face. BOBYQA restarts from lme4's start
+        # with NLopt's default radius, then from the sign-flipped optimum.
         identity = np.concatenate([t.theta_start() for t in ordered])
         record = restart_on_boundary(
             criterion,
@@ -188,7 +199,7 @@ def fit_lmm(
         )
         check = None
         if check_convergence:
-            check = check_optimum(criterion, record.theta, record.fmin, lower)
+            check = check_optimum(criterion, record.theta, record.fmin, lower, gradient=gradient)
             record = polish(criterion, record, check, lower)
         sol = solve(record.theta, cp, ordered, reml)
     unsort = np.argsort(order)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import nlopt
 import numpy as np
+import scipy.optimize
 
 __all__ = [
     "OptimizerRecord",
@@ -70,6 +71,7 @@ def minimize_theta(
     theta_start,
     lower,
     *,
+    with_gradient=False,
     xtol_abs=1e-8,
     ftol_abs=1e-8,
     max_evals=100_000,
@@ -81,9 +83,12 @@ def minimize_theta(
     Parameters
     ----------
     fun : callable
-        ``fun(theta) -> float``, the profiled deviance or REML criterion.
+        ``fun(theta) -> float``, the profiled deviance or REML criterion; with
+        ``with_gradient``, ``fun(theta) -> (float, gradient)``.
     theta_start, lower : ndarray of shape (k,)
         Starting point and lower bounds (``-inf`` for unbounded entries).
+    with_gradient : bool
+        Use the analytic gradient: scipy's L-BFGS-B instead of BOBYQA.
     xtol_abs, ftol_abs : float
         Absolute tolerances on θ and on the criterion (lme4: 1e-8 both).
     max_evals : int
@@ -102,32 +107,55 @@ def minimize_theta(
     n_evals = 0
     best = [np.inf, theta_start.copy()]
 
+    last = [None, None]  # scipy evaluates the start again: answer from memory
+
     def counted(theta):
         nonlocal n_evals
+        if last[0] is not None and np.array_equal(theta, last[0]):
+            return last[1]
         n_evals += 1
-        value = fun(theta)
+        out = fun(theta)
+        value = out[0] if with_gradient else out
         value = value if np.isfinite(value) else np.inf
         if value < best[0]:
             best[0], best[1] = value, np.array(theta, dtype=float)
-        return value
+        last[0], last[1] = np.array(theta, dtype=float), (value, out[1]) if with_gradient else value
+        return last[1]
 
-    opt = nlopt.opt(nlopt.LN_BOBYQA, theta_start.size)
-    opt.set_min_objective(lambda x, grad: counted(x))
-    opt.set_lower_bounds(lower)
-    opt.set_xtol_abs(xtol_abs)
-    opt.set_ftol_abs(ftol_abs)
-    opt.set_maxeval(max_evals)
-    if initial_step is not None:
-        opt.set_initial_step(np.broadcast_to(np.asarray(initial_step, float), theta_start.shape))
-    try:
-        opt.optimize(theta_start.copy())
-        status = opt.last_optimize_result()
-        message = _STATUS.get(status, f"nlopt status {status}")
-        converged = status in (nlopt.SUCCESS, nlopt.FTOL_REACHED, nlopt.XTOL_REACHED)
-    except nlopt.RoundoffLimited:
-        # The trust region shrank below rounding: the best point stands, and the
-        # convergence check at the optimum judges it.
-        message, converged = "roundoff limited", True
+    if with_gradient:
+        optimizer = "scipy L-BFGS-B, analytic gradient"
+        scale = max(1.0, abs(counted(theta_start)[0]))
+        result = scipy.optimize.minimize(
+            counted,
+            theta_start,
+            jac=True,
+            method="L-BFGS-B",
+            bounds=scipy.optimize.Bounds(lower, np.inf),
+            # L-BFGS-B's ftol is relative to the criterion; lme4's is absolute.
+            options={"maxfun": max_evals, "ftol": ftol_abs / scale, "gtol": 1e-6, "maxcor": 20},
+        )
+        # status 1: the evaluation budget ran out (worded as for BOBYQA).
+        message = _STATUS[nlopt.MAXEVAL_REACHED] if result.status == 1 else str(result.message)
+        converged = bool(result.success)
+    else:
+        optimizer = "nlopt LN_BOBYQA"
+        opt = nlopt.opt(nlopt.LN_BOBYQA, theta_start.size)
+        opt.set_min_objective(lambda x, grad: counted(x))
+        opt.set_lower_bounds(lower)
+        opt.set_xtol_abs(xtol_abs)
+        opt.set_ftol_abs(ftol_abs)
+        opt.set_maxeval(max_evals)
+        if initial_step is not None:
+            opt.set_initial_step(np.broadcast_to(np.asarray(initial_step, float), theta_start.shape))
+        try:
+            opt.optimize(theta_start.copy())
+            status = opt.last_optimize_result()
+            message = _STATUS.get(status, f"nlopt status {status}")
+            converged = status in (nlopt.SUCCESS, nlopt.FTOL_REACHED, nlopt.XTOL_REACHED)
+        except nlopt.RoundoffLimited:
+            # The trust region shrank below rounding: the best point stands, and the
+            # convergence check at the optimum judges it.
+            message, converged = "roundoff limited", True
     fmin, theta = best
 
     # lme4's check.boundary: snap near-bound entries onto the bound when no worse.
@@ -136,10 +164,11 @@ def minimize_theta(
         trial = theta.copy()
         trial[i] = lower[i]
         f_trial = counted(trial)
+        f_trial = f_trial[0] if with_gradient else f_trial
         if f_trial <= fmin:
             theta, fmin = trial, f_trial
     return OptimizerRecord(
-        optimizer="nlopt LN_BOBYQA",
+        optimizer=optimizer,
         theta_start=theta_start,
         theta=theta,
         fmin=float(fmin),
@@ -195,7 +224,9 @@ class ConvergenceCheck:
 _FLAT = 1e-10
 
 
-def check_optimum(fun, theta, fmin, lower, *, step=1e-4, tol=1e-3) -> ConvergenceCheck:
+def check_optimum(
+    fun, theta, fmin, lower, *, gradient=None, step=1e-4, tol=1e-3
+) -> ConvergenceCheck:
     """Check a reported optimum by central differences (the deviance is smooth in θ,
     also across the bound: it depends on θ through ``T Tᵀ``).
 
@@ -209,6 +240,9 @@ def check_optimum(fun, theta, fmin, lower, *, step=1e-4, tol=1e-3) -> Convergenc
         ``fun(theta)``.
     lower : ndarray of shape (k,)
         Lower bounds; entries on their bound may only move up.
+    gradient : callable, optional
+        The analytic gradient; the Hessian is then its central difference
+        (``2k`` gradients instead of ``2k²`` criterion values).
     step : float
         Relative finite-difference step.
     tol : float
@@ -223,6 +257,30 @@ def check_optimum(fun, theta, fmin, lower, *, step=1e-4, tol=1e-3) -> Convergenc
         return ConvergenceCheck(np.full(k, np.nan), np.full((k, k), np.nan), np.nan, np.nan,
                                 np.zeros(k), 0, False, "the criterion is not finite at the optimum")
     h = step * np.maximum(1.0, np.abs(theta))
+    if gradient is not None:
+        g, H, n_evals = _gradient_and_hessian(gradient, theta, h)
+    else:
+        g, H, n_evals = _central_differences(fun, theta, fmin, h)
+    if not (np.isfinite(g).all() and np.isfinite(H).all()):
+        return ConvergenceCheck(g, H, np.nan, np.nan, np.zeros(k), n_evals, False,
+                                "the criterion is not finite next to the optimum")
+    return _judge(g, H, h, theta, lower, n_evals, tol)
+
+
+def _gradient_and_hessian(gradient, theta, h):
+    """The gradient at θ and the central difference of the gradient around it."""
+    k = theta.size
+    H = np.empty((k, k))
+    for i in range(k):
+        e = np.zeros(k)
+        e[i] = h[i]
+        H[:, i] = (gradient(theta + e) - gradient(theta - e)) / (2.0 * h[i])
+    return gradient(theta), 0.5 * (H + H.T), 2 * k + 1
+
+
+def _central_differences(fun, theta, fmin, h):
+    """Gradient and Hessian of ``fun`` at θ from ``2k²`` values around it."""
+    k = theta.size
     f_plus, f_minus = np.empty(k), np.empty(k)
     H = np.empty((k, k))
     n_evals = 0
@@ -239,11 +297,12 @@ def check_optimum(fun, theta, fmin, lower, *, step=1e-4, tol=1e-3) -> Convergenc
             fmp, fmm = fun(theta - e + d), fun(theta - e - d)
             n_evals += 4
             H[i, j] = H[j, i] = (fpp - fpm - fmp + fmm) / (4.0 * h[i] * h[j])
-    g = (f_plus - f_minus) / (2.0 * h)
-    if not (np.isfinite(g).all() and np.isfinite(H).all()):
-        return ConvergenceCheck(g, H, np.nan, np.nan, np.zeros(k), n_evals, False,
-                                "the criterion is not finite next to the optimum")
+    return (f_plus - f_minus) / (2.0 * h), H, n_evals
 
+
+def _judge(g, H, h, theta, lower, n_evals, tol) -> ConvergenceCheck:
+    """How much lower a local quadratic model, bounds respected, puts the criterion."""
+    k = theta.size
     # Newton step on the free set; an entry on its bound joins it only when moving up
     # looks downhill (negative slope or negative curvature).
     at_bound = np.isfinite(lower) & (theta <= lower)

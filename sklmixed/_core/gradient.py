@@ -1,0 +1,81 @@
+"""Analytic gradient of the profiled criterion for one grouping factor.
+
+With ``M_i = Tᵀ A_i T + I`` per level, ``S`` the ``[X y]`` Schur complement,
+``γ = (−β̂, 1)`` and ``E = ∂T/∂θ_k`` (a single 1 at row r, column c of ``T``)::
+
+    ∂ log|L|²   =  2 Σ_i (A_i T M_i⁻¹)[r, c]
+    ∂ r²        = −2 Σ_i (U_i γ)[r] (V_i γ)[c]
+    ∂ log|R_X|² = −2 Σ_i (U_i,x S_xx⁻¹ V_i,xᵀ)[r, c]
+
+where ``V_i = M_i⁻¹ Tᵀ W_i`` and ``U_i = W_i − A_i T V_i`` with ``W_i = Z_iᵀ[X y]``
+(the envelope theorem for ``r²``, ``∂P_i = K_i E N_i + (K_i E N_i)ᵀ`` for the projection
+``P_i = T M_i⁻¹ Tᵀ``). Every term is a sum over levels of small products, so the
+gradient costs about as much as one evaluation, independently of the number of rows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .blocks import CrossProducts, factorize
+from .deviance import deviance_from_factor
+
+__all__ = ["objective_and_gradient"]
+
+
+def objective_and_gradient(theta, cp: CrossProducts, terms, reml: bool):
+    """The criterion and its gradient in θ, for a single grouping factor.
+
+    Parameters
+    ----------
+    theta : ndarray
+        θ of the one term.
+    cp : CrossProducts
+        Cross-products without a second block.
+    terms : sequence of one RandomTerm
+    reml : bool
+
+    Returns
+    -------
+    value : float
+    gradient : ndarray of the shape of ``theta``
+    """
+    try:
+        factor = factorize(cp, terms, theta)
+    except np.linalg.LinAlgError:
+        return np.inf, np.zeros_like(theta)
+    value = deviance_from_factor(factor, cp, reml)
+    if not np.isfinite(value):
+        return value, np.zeros_like(theta)
+    term = terms[0]
+    T = factor.T[0]
+    m, q, k = cp.Z1tXY.shape
+    p = k - 1
+    L = factor.L11
+    L_inv = np.linalg.inv(L) if q > 1 else 1.0 / L
+    M_inv = L_inv.transpose(0, 2, 1) @ L_inv
+    C = factor.L31t.reshape(m, q, k)
+    V = L_inv.transpose(0, 2, 1) @ C  # M⁻¹ Tᵀ W
+    U = cp.Z1tXY - cp.A11 @ (T @ V)  # W − A T V
+
+    L33 = factor.L33
+    beta = np.linalg.solve(L33[:p, :p].T, L33[p, :p]) if p else np.zeros(0)
+    gamma = np.append(-beta, 1.0)
+    pwrss = factor.pwrss
+
+    d_logdet_L = 2.0 * (cp.A11 @ T @ M_inv).sum(axis=0)
+    Ug, Vg = U @ gamma, V @ gamma  # (m, q)
+    d_pwrss = -2.0 * (Ug.T @ Vg)
+    n = cp.n_obs
+    if reml:
+        RX = L33[:p, :p]
+        # S_xx⁻¹ = R_X⁻ᵀ R_X⁻¹, applied to the x-columns of U and V.
+        Ux = np.linalg.solve(RX, U[:, :, :p].reshape(-1, p).T)
+        Vx = np.linalg.solve(RX, V[:, :, :p].reshape(-1, p).T)
+        d_logdet_RX = -2.0 * np.einsum(
+            "jmr,jmc->rc", Ux.reshape(p, m, q), Vx.reshape(p, m, q)
+        )
+        G = d_logdet_L + d_logdet_RX + (n - p) * d_pwrss / pwrss
+    else:
+        G = d_logdet_L + n * d_pwrss / pwrss
+    return value, G[term.theta_rows, term.theta_cols]
