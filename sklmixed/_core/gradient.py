@@ -16,6 +16,7 @@ gradient costs about as much as one evaluation, independently of the number of r
 from __future__ import annotations
 
 import numpy as np
+from scipy.linalg import solve_triangular
 
 from .blocks import CrossProducts, factorize
 from .deviance import deviance_from_factor
@@ -51,15 +52,14 @@ def objective_and_gradient(theta, cp: CrossProducts, terms, reml: bool):
     T = factor.T[0]
     m, q, k = cp.Z1tXY.shape
     p = k - 1
-    L = factor.L11
-    L_inv = np.linalg.inv(L) if q > 1 else 1.0 / L
+    L_inv = _inverse_lower(factor.L11)
     M_inv = L_inv.transpose(0, 2, 1) @ L_inv
     C = factor.L31t.reshape(m, q, k)
     V = L_inv.transpose(0, 2, 1) @ C  # M⁻¹ Tᵀ W
     U = cp.Z1tXY - cp.A11 @ (T @ V)  # W − A T V
 
     L33 = factor.L33
-    beta = np.linalg.solve(L33[:p, :p].T, L33[p, :p]) if p else np.zeros(0)
+    beta = solve_triangular(L33[:p, :p].T, L33[p, :p], lower=False, check_finite=False)
     gamma = np.append(-beta, 1.0)
     pwrss = factor.pwrss
 
@@ -70,8 +70,8 @@ def objective_and_gradient(theta, cp: CrossProducts, terms, reml: bool):
     if reml:
         RX = L33[:p, :p]
         # S_xx⁻¹ = R_X⁻ᵀ R_X⁻¹, applied to the x-columns of U and V.
-        Ux = np.linalg.solve(RX, U[:, :, :p].reshape(-1, p).T)
-        Vx = np.linalg.solve(RX, V[:, :, :p].reshape(-1, p).T)
+        Ux = solve_triangular(RX, U[:, :, :p].reshape(-1, p).T, lower=True, check_finite=False)
+        Vx = solve_triangular(RX, V[:, :, :p].reshape(-1, p).T, lower=True, check_finite=False)
         d_logdet_RX = -2.0 * np.einsum(
             "jmr,jmc->rc", Ux.reshape(p, m, q), Vx.reshape(p, m, q)
         )
@@ -79,3 +79,17 @@ def objective_and_gradient(theta, cp: CrossProducts, terms, reml: bool):
     else:
         G = d_logdet_L + n * d_pwrss / pwrss
     return value, G[term.theta_rows, term.theta_cols]
+
+
+def _inverse_lower(L):
+    """Inverses of a stack of small lower triangular matrices, shape (m, q, q)."""
+    q = L.shape[1]
+    if q == 1:
+        return 1.0 / L
+    if q == 2:
+        inv = np.zeros_like(L)
+        inv[:, 0, 0] = 1.0 / L[:, 0, 0]
+        inv[:, 1, 1] = 1.0 / L[:, 1, 1]
+        inv[:, 1, 0] = -L[:, 1, 0] * inv[:, 0, 0] * inv[:, 1, 1]
+        return inv
+    return np.linalg.inv(L)
