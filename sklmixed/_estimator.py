@@ -280,7 +280,8 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
         self.fixed_columns_ = keep
         X_fixed = _select_columns(arrays.X, keep)
         fixed_names = [arrays.fixed_names[i] for i in keep]
-        dropped = [n for i, n in enumerate(arrays.fixed_names) if i not in set(keep)]
+        kept = set(keep.tolist())
+        dropped = [n for i, n in enumerate(arrays.fixed_names) if i not in kept]
         if y.shape[0] <= len(keep):
             raise ValueError(
                 f"Found n_samples={y.shape[0]} for {len(keep)} fixed effect(s): estimating "
