@@ -1,20 +1,20 @@
 """Numerical core: numpy/scipy arrays in, a fitted linear mixed model out.
 
 No estimator, no pandas. :func:`fit_lmm` chains the small steps: reduce the data to
-cross-products, minimize the profiled criterion over θ, solve at the optimum.
+cross-products, minimize the profiled criterion over θ (with its analytic gradient
+for one grouping factor), restart at boundary optima, check and polish the optimum,
+solve there.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache, partial
+from types import SimpleNamespace
 
 import numpy as np
 
-from types import SimpleNamespace
-
 from .blocks import BlockedFactor, _schur_cholesky, cross_products
-from .gradient import objective_and_gradient
 from .deviance import (
     Solution,
     deviance_from_factor,
@@ -22,6 +22,7 @@ from .deviance import (
     objective,
     solve,
 )
+from .gradient import objective_and_gradient
 from .optimize import (
     ConvergenceCheck,
     OptimizerRecord,
