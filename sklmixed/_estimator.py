@@ -18,7 +18,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
 
-from ._core import RandomTerm, fit_lmm
+from ._core import RandomTerm, fit_lmm, least_squares_offset
 from ._design import (
     ArrayDesign,
     ModelArrays,
@@ -287,7 +287,8 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
                 f"Found n_samples={y.shape[0]} for {len(keep)} fixed effect(s): estimating "
                 "the residual variance needs more observations than fixed effects."
             )
-        _check_residual_variation(X_fixed, y, fixed_names)
+        least_squares = least_squares_offset(X_fixed, y)
+        _check_residual_variation(least_squares[1], y, fixed_names)
 
         terms, levels = [], []
         for factor in arrays.factors:
@@ -308,6 +309,7 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
             ftol_abs=self.tol,
             max_evals=self.max_iter,
             check_convergence=self.check_convergence,
+            least_squares=least_squares,
         )
         result = build_result(core, arrays.factors, fixed_names, levels, self.method, dropped)
         _check_finite_fit(result)
@@ -548,11 +550,12 @@ def _float_array(values, name):
         raise ValueError(f"{name} must be numeric; got values of dtype {values.dtype}.") from None
 
 
-def _check_residual_variation(X, y, names):
+def _check_residual_variation(resid, y, names):
     """Refuse a y whose squares overflow, or that the fixed part fits exactly.
 
-    With no residual variation the residual variance is zero and the likelihood
-    infinite (lme4 reports ``logLik = Inf`` or a number made of rounding errors).
+    ``resid`` are the least-squares residuals of y on the fixed effects. With no
+    residual variation the residual variance is zero and the likelihood infinite
+    (lme4 reports ``logLik = Inf`` or a number made of rounding errors).
     """
     top = np.abs(y).max()
     if top > MAX_MAGNITUDE:
@@ -564,13 +567,6 @@ def _check_residual_variation(X, y, names):
         raise ValueError(
             f"y is constant (every value is {y[0]:g}): there is no variation to model."
         )
-    resid = y
-    if X.shape[1]:
-        # Normal equations refined once, as the core does: p x p memory, not n x p.
-        XtX = X.T @ X
-        beta = np.linalg.lstsq(XtX, X.T @ y, rcond=None)[0]
-        resid = y - X @ beta
-        resid = resid - X @ np.linalg.lstsq(XtX, X.T @ resid, rcond=None)[0]
     rms = float(np.sqrt(np.mean(resid**2)))
     if rms < 1.0 / MAX_MAGNITUDE:
         raise ValueError(

@@ -44,7 +44,7 @@ def criterion_and_beta_at(model, X, y, theta, weights=None, groups=None):
         codes = levels.get_indexer(pd.Index(factor.labels)).astype(np.intp)
         terms.append(_core.RandomTerm(codes, factor.columns, len(levels), factor.blocks))
     ordered = [terms[i] for i in _core.lme4_term_order(terms)]
-    offset, resid = _core._least_squares_offset(X_fixed, np.asarray(y, float))
+    offset, resid = _core.least_squares_offset(X_fixed, np.asarray(y, float))
     sqrt_w = None if weights is None else np.sqrt(np.asarray(weights, float))
     cp = cross_products(X_fixed, resid, ordered, sqrt_w)
     reml = model.method == "REML"

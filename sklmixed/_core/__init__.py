@@ -33,7 +33,7 @@ from .optimize import (
 )
 from .terms import RandomTerm, moment_theta_start
 
-__all__ = ["RandomTerm", "CoreFit", "fit_lmm", "lme4_term_order"]
+__all__ = ["RandomTerm", "CoreFit", "fit_lmm", "least_squares_offset", "lme4_term_order"]
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ def lme4_term_order(terms) -> tuple:
     return tuple(sorted(range(len(terms)), key=lambda i: -terms[i].n_levels))
 
 
-def _least_squares_offset(X, y):
+def least_squares_offset(X, y):
     """Coefficients of a least-squares fit of ``y`` on ``X``, refined once.
 
     Removing this fit before forming cross-products keeps ``yᵀy`` from swamping the
@@ -127,6 +127,7 @@ def fit_lmm(
     ftol_abs=1e-8,
     max_evals=100_000,
     check_convergence=True,
+    least_squares=None,
 ) -> CoreFit:
     """Fit a linear mixed model by minimizing lme4's profiled criterion.
 
@@ -146,6 +147,8 @@ def fit_lmm(
         Optimizer settings, see :func:`minimize_theta`.
     check_convergence : bool
         Check the optimum by finite differences (:func:`check_optimum`).
+    least_squares : tuple of ndarray, optional
+        ``least_squares_offset(X, y)``, when the caller has computed it already.
 
     Returns
     -------
@@ -154,7 +157,7 @@ def fit_lmm(
     order = lme4_term_order(terms)
     # θ is optimized for unit-scale columns and mapped back at the end.
     ordered = [terms[i].unit_scaled() for i in order]
-    offset, resid = _least_squares_offset(X, y)
+    offset, resid = least_squares if least_squares is not None else least_squares_offset(X, y)
     sqrt_weights = None if weights is None else np.sqrt(weights)
     if not terms:
         return _fit_fixed_only(X, resid, offset, sqrt_weights, reml)
