@@ -63,19 +63,8 @@ SAMPLE_WEIGHT_IS_NOT_FREQUENCY = (
 )
 
 
-NO_RESIDUAL_VARIATION = (
-    "the check's y is constant within every level of column 0 (the group column here), "
-    "so random intercepts fit it exactly: sigma -> 0 and the likelihood is unbounded, "
-    "there is no ML/REML estimate to return. The estimator says so with a ValueError "
-    "(lme4 would report a meaningless fit)."
-)
-
-
 def _expected_failed_checks(estimator):
-    expected = {"check_sample_weight_equivalence_on_dense_data": SAMPLE_WEIGHT_IS_NOT_FREQUENCY}
-    if estimator.group is not None:
-        expected["check_sample_weights_shape"] = NO_RESIDUAL_VARIATION
-    return expected
+    return {"check_sample_weight_equivalence_on_dense_data": SAMPLE_WEIGHT_IS_NOT_FREQUENCY}
 
 
 @parametrize_with_checks(

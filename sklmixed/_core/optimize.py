@@ -20,6 +20,7 @@ __all__ = [
     "ConvergenceCheck",
     "minimize_theta",
     "restart_on_boundary",
+    "continue_with_gradient",
     "check_optimum",
     "polish",
 ]
@@ -393,6 +394,22 @@ def restart_on_boundary(fun, record: OptimizerRecord, restarts, lower, **options
             "n_evals": n_evals,
             "message": f"{best.message}; boundary optimum, restarted from "
             f"{' and from '.join(tried)}; kept the run from {kept}",
+        }
+    )
+
+
+def continue_with_gradient(fun_and_gradient, record: OptimizerRecord, lower, **options):
+    """L-BFGS-B from where BOBYQA stopped; the better end point is kept and recorded."""
+    run = minimize_theta(fun_and_gradient, record.theta, lower, with_gradient=True, **options)
+    best = run if run.fmin < record.fmin else record
+    return OptimizerRecord(
+        **{
+            **best.__dict__,
+            "optimizer": f"{record.optimizer}, then {run.optimizer}",
+            "theta_start": record.theta_start,
+            "n_evals": record.n_evals + run.n_evals,
+            "message": f"{record.message}; optimum in doubt, continued with the gradient "
+            f"({run.message}; kept the {'continuation' if best is run else 'first optimum'})",
         }
     )
 
