@@ -150,7 +150,9 @@ def as_frame_or_array(X, name="X"):
         # polars and other DataFrame libraries, without requiring pyarrow.
         return pd.DataFrame({col: np.asarray(X[col].to_numpy()) for col in X.columns})
     if isinstance(X, pd.Series):
-        raise ValueError(f"{name} must be 2-D (a DataFrame or an array of shape (n, k)); got a Series.")
+        raise ValueError(
+            f"{name} must be 2-D (a DataFrame or an array of shape (n, k)); got a Series."
+        )
     arr = np.asarray(X)
     if arr.ndim != 2:
         raise ValueError(
@@ -212,14 +214,18 @@ def _resolve(X, key, argument):
     """Check that ``key`` names a column of X and return the key to index X with."""
     if isinstance(X, pd.DataFrame):
         if key not in X.columns:
-            raise ValueError(f"{argument}: column {key!r} is not in X (columns: {list(X.columns)}).")
+            raise ValueError(
+                f"{argument}: column {key!r} is not in X (columns: {list(X.columns)})."
+            )
         return key
     if not isinstance(key, numbers.Integral) or isinstance(key, bool):
         raise ValueError(
             f"{argument}: X is an array, so columns are given by integer position; got {key!r}."
         )
     if not -X.shape[1] <= key < X.shape[1]:
-        raise ValueError(f"{argument}: column position {key} is out of range for X with n_features={X.shape[1]}.")
+        raise ValueError(
+            f"{argument}: column position {key} is out of range for X with n_features={X.shape[1]}."
+        )
     return int(key) % X.shape[1]
 
 
@@ -254,8 +260,10 @@ class ArrayDesign:
 
     def fit(self, X, groups=None):
         """Resolve column roles on the training X and ``groups``; returns self."""
-        group_keys = [] if self.group is None else (
-            list(self.group) if isinstance(self.group, (list, tuple)) else [self.group]
+        group_keys = (
+            []
+            if self.group is None
+            else (list(self.group) if isinstance(self.group, (list, tuple)) else [self.group])
         )
         if group_keys and groups is not None:
             raise ValueError(
@@ -266,8 +274,10 @@ class ArrayDesign:
         if groups is not None:
             self.factor_names_ = _groups_names(groups)
         else:
-            self.factor_names_ = [_column_label(X, key) if isinstance(X, pd.DataFrame) else f"x{key}"
-                                  for key in self.group_keys_]
+            self.factor_names_ = [
+                _column_label(X, key) if isinstance(X, pd.DataFrame) else f"x{key}"
+                for key in self.group_keys_
+            ]
         n_cols = X.shape[1]
         all_keys = list(X.columns) if isinstance(X, pd.DataFrame) else list(range(n_cols))
         if self.fixed_effects is None:
@@ -338,15 +348,20 @@ class ArrayDesign:
                 _column_label(X, k) for k in keys
             )
             q = len(cols)
-            blocks = ((tuple(range(q)),) if self.covariance == "unstructured"
-                      else tuple((i,) for i in range(q)))
+            blocks = (
+                (tuple(range(q)),)
+                if self.covariance == "unstructured"
+                else tuple((i,) for i in range(q))
+            )
             factors.append(FactorArrays(name, lab, np.column_stack(cols), names, blocks))
         return ModelArrays(X_fixed, self.fixed_names_, tuple(factors))
 
     def _labels(self, X, groups, n):
         if self.group_keys_:
             if groups is not None:
-                raise ValueError("Group labels were given twice: as a `group` column of X and as `groups=`.")
+                raise ValueError(
+                    "Group labels were given twice: as a `group` column of X and as `groups=`."
+                )
             return [np.asarray(_column(X, k)) for k in self.group_keys_]
         if groups is None:
             if self.factor_names_:

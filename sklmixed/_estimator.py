@@ -329,7 +329,9 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
                 # formula design checks by name; other columns may differ from fit's.
                 validate_data(self, X, skip_check_array=True, reset=reset)
             if X.shape[0] == 0:
-                raise ValueError(f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of 1 is required.")
+                raise ValueError(
+                    f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of 1 is required."
+                )
             if not reset and self.formula is None and not hasattr(self, "feature_names_in_"):
                 # Fitted on an array: columns are read by position (validate_data warned).
                 X = X.to_numpy()
@@ -368,18 +370,24 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
     def _formula_design(self, X, groups):
         from ._design import FormulaArrays
 
-
-        clash = [name for name in ("group", "random_effects", "fixed_effects")
-                 if getattr(self, name) is not None]
+        clash = [
+            name
+            for name in ("group", "random_effects", "fixed_effects")
+            if getattr(self, name) is not None
+        ]
         if clash:
             raise ValueError(
                 f"formula is set, so {', '.join(clash)} must be None: the formula already "
                 "says which variables are fixed effects, random effects and groups."
             )
         if groups is not None:
-            raise ValueError("formula is set, so groups= must be None: name the groups in the formula.")
+            raise ValueError(
+                "formula is set, so groups= must be None: name the groups in the formula."
+            )
         if not isinstance(X, pd.DataFrame):
-            raise TypeError("formula is set, so X must be a DataFrame holding the formula's variables.")
+            raise TypeError(
+                "formula is set, so X must be a DataFrame holding the formula's variables."
+            )
         return FormulaArrays(self.formula)
 
     def _model_arrays(self, X, groups) -> ModelArrays:
@@ -395,7 +403,9 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
                 )
             y = self.design_.response_vector(X)
         y = _float_array(y, "y")
-        y = column_or_1d(check_array(y, ensure_2d=False, dtype=np.float64, input_name="y"), warn=True)
+        y = column_or_1d(
+            check_array(y, ensure_2d=False, dtype=np.float64, input_name="y"), warn=True
+        )
         if y.shape[0] != n:
             raise ValueError(f"X has {n} rows but y has {y.shape[0]}.")
         return y

@@ -186,7 +186,9 @@ class _Source:
 
     def in_call(self, i):
         """Whether token ``i`` lies inside the parentheses of a function call."""
-        return any(self.call[j] and i < self.match[j] for j in range(i) if self.tokens[j].kind == "(")
+        return any(
+            self.call[j] and i < self.match[j] for j in range(i) if self.tokens[j].kind == "("
+        )
 
 
 def _split_terms(src, lo, hi, where=None):
@@ -209,7 +211,9 @@ def _split_terms(src, lo, hi, where=None):
                     )
                 sign, start = tok.text, i + 1
     if start >= hi:
-        raise ValueError(f"Missing term after {sign!r} in {where or src.quote(lo, hi) or src.text!r}.")
+        raise ValueError(
+            f"Missing term after {sign!r} in {where or src.quote(lo, hi) or src.text!r}."
+        )
     pieces.append((sign, start, hi))
     return pieces
 
@@ -332,7 +336,9 @@ def _parse_group(src, lo, hi, bar_text):
             )
         expect_name = not expect_name
     if expect_name:
-        raise ValueError(f"The grouping factor {src.quote(lo, hi)!r} in {bar_text!r} is incomplete.")
+        raise ValueError(
+            f"The grouping factor {src.quote(lo, hi)!r} in {bar_text!r} is incomplete."
+        )
     parts.append(tuple(current))
     return parts
 
@@ -363,7 +369,9 @@ def _double_vert_terms(lhs, where):
     formula = _formulaic_formula(lhs, where)
     out = []
     for term in formula:
-        if not term.factors or all(f.eval_method is Factor.EvalMethod.LITERAL for f in term.factors):
+        if not term.factors or all(
+            f.eval_method is Factor.EvalMethod.LITERAL for f in term.factors
+        ):
             continue
         out.append("0 + " + ":".join(_formulaic_factor_text(f) for f in term.factors))
     has_intercept = any(
@@ -448,7 +456,8 @@ def parse_formula(text) -> ParsedFormula:
                 raise ValueError(f"Empty parentheses in {piece!r}.")
         base = src.depth[inner_lo] if inner_lo < len(tokens) else 0
         top_bars = [
-            i for i in range(inner_lo, inner_hi)
+            i
+            for i in range(inner_lo, inner_hi)
             if tokens[i].kind == "op" and tokens[i].text in _BARS and src.depth[i] == base
         ]
         if inner_lo > a and top_bars:
@@ -478,7 +487,9 @@ def _parse_bar(src, lo, bar, hi, piece):
     parts = _parse_group(src, bar + 1, hi, piece)
     lhs, intercept, terms = _explicit_intercept(src, _split_terms(src, lo, bar, piece))
     if not intercept and not terms:
-        raise ValueError(f"The random-effects term {piece!r} has no columns (no intercept, no term).")
+        raise ValueError(
+            f"The random-effects term {piece!r} has no columns (no intercept, no term)."
+        )
     _formulaic_formula(lhs, piece)
     correlated = src.tokens[bar].text == "|"
     lhs_list = [lhs] if correlated else _double_vert_terms(lhs, piece)
@@ -499,11 +510,21 @@ def _parse_bar(src, lo, bar, hi, piece):
 _CONTEXT = {"factor": TRANSFORMS["C"], "sqrt": np.sqrt, "abs": np.abs}
 _FUNCTIONS = frozenset(TRANSFORMS) - {"np", "contr"} | frozenset(_CONTEXT)
 _BINOPS = {
-    ast.Add: (" + ", 9), ast.Sub: (" - ", 9), ast.Mult: (" * ", 10), ast.Div: ("/", 10),
-    ast.Mod: (" %% ", 11), ast.FloorDiv: (" %/% ", 11), ast.Pow: ("^", 14),
+    ast.Add: (" + ", 9),
+    ast.Sub: (" - ", 9),
+    ast.Mult: (" * ", 10),
+    ast.Div: ("/", 10),
+    ast.Mod: (" %% ", 11),
+    ast.FloorDiv: (" %/% ", 11),
+    ast.Pow: ("^", 14),
 }
 _CMPOPS = {
-    ast.Eq: " == ", ast.NotEq: " != ", ast.Lt: " < ", ast.LtE: " <= ", ast.Gt: " > ", ast.GtE: " >= ",
+    ast.Eq: " == ",
+    ast.NotEq: " != ",
+    ast.Lt: " < ",
+    ast.LtE: " <= ",
+    ast.Gt: " > ",
+    ast.GtE: " >= ",
 }
 _UNARY = {ast.USub: "-", ast.UAdd: "+"}
 
@@ -834,7 +855,8 @@ class FormulaDesign:
         self._specs = specs
         self.fixed_names = _lme4_names(specs["fixed"], _appearance_order(self.parsed.fixed))
         self._lhs_names = {
-            lhs: tuple(_lme4_names(specs[lhs], _appearance_order(lhs))) for lhs in self._lhs_formulas
+            lhs: tuple(_lme4_names(specs[lhs], _appearance_order(lhs)))
+            for lhs in self._lhs_formulas
         }
         n = len(frame)
         bars = [
@@ -883,7 +905,9 @@ class FormulaDesign:
         out = []
         for bar, variables in zip(self.parsed.bars, self._bar_variables):
             frame = self._frame(data, variables)
-            out.append(self._term_data(bar, frame, self._evaluate(self._specs[bar.lhs], frame, bar.lhs)))
+            out.append(
+                self._term_data(bar, frame, self._evaluate(self._specs[bar.lhs], frame, bar.lhs))
+            )
         return out
 
     def _term_data(self, bar, frame, Z):
@@ -910,7 +934,9 @@ class FormulaDesign:
             raise ValueError(f"The formula {self.formula!r} has no response (no 'y ~' left side).")
         self._frame(data, [self.response], what="response")  # present, no missing values
         column = data[self.response]
-        if not (pd.api.types.is_numeric_dtype(column.dtype) or pd.api.types.is_bool_dtype(column.dtype)):
+        if not (
+            pd.api.types.is_numeric_dtype(column.dtype) or pd.api.types.is_bool_dtype(column.dtype)
+        ):
             raise ValueError(
                 f"The response column {self.response!r} is not numeric (dtype {column.dtype})."
             )
@@ -976,7 +1002,11 @@ class FormulaDesign:
 def _as_matrix(model_matrix, n):
     """A formulaic model matrix as a float64 array of ``n`` rows."""
     values = np.asarray(model_matrix, dtype=np.float64)
-    return values.reshape(n, -1) if values.size else np.empty((n, len(model_matrix.model_spec.column_names)))
+    return (
+        values.reshape(n, -1)
+        if values.size
+        else np.empty((n, len(model_matrix.model_spec.column_names)))
+    )
 
 
 def _plain_values(column, fitting):
@@ -989,7 +1019,9 @@ def _plain_values(column, fitting):
     if pd.api.types.is_bool_dtype(dtype):
         # R codes a logical as a factor with levels FALSE, TRUE (column bTRUE).
         values = column.to_numpy(dtype=bool)
-        return pd.Categorical(values, categories=[False, True]) if fitting else values.astype(object)
+        return (
+            pd.Categorical(values, categories=[False, True]) if fitting else values.astype(object)
+        )
     if pd.api.types.is_integer_dtype(dtype):
         return column.to_numpy(dtype=np.int64)  # nullable Int64 would become object
     if pd.api.types.is_float_dtype(dtype):
@@ -1040,9 +1072,7 @@ def _lme4_names(spec, order):
     """lme4's column names of a fitted formulaic spec (``sex[T.M]`` -> ``sexM``)."""
     names = []
     for structure in spec.structure:
-        for scoped, column in zip(
-            _repeat_scoped(structure), structure.columns
-        ):
+        for scoped, column in zip(_repeat_scoped(structure), structure.columns):
             names.append(_lme4_column_name(column, scoped, spec, order))
     return names
 
@@ -1053,7 +1083,7 @@ def _repeat_scoped(structure):
     if len(structure.scoped_terms) == 1:
         return [structure.scoped_terms[0]] * len(columns)
     # Several scoped terms: match each column by the factor expressions it starts with.
-    out, start = [], 0
+    out = []
     for column in columns:
         for scoped in structure.scoped_terms:
             exprs = [f.factor.expr for f in scoped.factors]

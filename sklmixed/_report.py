@@ -249,8 +249,9 @@ def _print_matrix(cells, row_names, col_names, right=False):
     if not col_names:
         return [name.ljust(rlabw) for name in row_names]
     # Width of each column with the space before it.
-    widths = [1 + max([len(label)] + [len(row[j]) for row in cells])
-              for j, label in enumerate(col_names)]
+    widths = [
+        1 + max([len(label)] + [len(row[j]) for row in cells]) for j, label in enumerate(col_names)
+    ]
     just = str.rjust if right else str.ljust
     lines, start = [], 0
     while start < len(col_names):
@@ -493,7 +494,8 @@ class Summary:
     def __init__(self, result, scaled_residuals, formula, data_name=None):
         self._result = result
         self.method_title = (
-            "Linear mixed model fit by REML" if result.method == "REML"
+            "Linear mixed model fit by REML"
+            if result.method == "REML"
             else "Linear mixed model fit by maximum likelihood "
         )
         self.formula = formula
@@ -524,8 +526,11 @@ class Summary:
         )
         beta, se = result.fixed_effects, result.fixed_effects_se
         self.fixed_effects = pd.DataFrame(
-            {"Estimate": beta.to_numpy(), "Std. Error": se.to_numpy(),
-             "t value": beta.to_numpy() / se.to_numpy()},
+            {
+                "Estimate": beta.to_numpy(),
+                "Std. Error": se.to_numpy(),
+                "t value": beta.to_numpy() / se.to_numpy(),
+            },
             index=beta.index,
         )
         cov = result.fixed_effects_cov.to_numpy()
@@ -643,7 +648,9 @@ class Summary:
         tst = _format_real(_r_round(table["t value"].to_numpy(), dig_tst), _DIGITS)
         # An estimate shown as zero that is not zero gets fewer digits of its own.
         shown_zero = [
-            (i, j) for i in range(cs.shape[0]) for j in range(2)
+            (i, j)
+            for i in range(cs.shape[0])
+            for j in range(2)
             if coef_se[i, j] != 0 and float(cs[i, j]) == 0
         ]
         if shown_zero:
@@ -717,13 +724,18 @@ class Summary:
                     cells = f"<th>{html.escape(row_names[k])}</th>" + cells
                 body.append(f"<tr>{cells}</tr>")
             cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
-            return (f'<table class="sklmixed-table">{cap}<thead><tr>{head}</tr></thead>'
-                    f"<tbody>{''.join(body)}</tbody></table>")
+            return (
+                f'<table class="sklmixed-table">{cap}<thead><tr>{head}</tr></thead>'
+                f"<tbody>{''.join(body)}</tbody></table>"
+            )
 
         parts = ['<div class="sklmixed-summary">']
         header = self._header_lines()
-        parts.append(f"<p><strong>{html.escape(' '.join(header[0].split()))}</strong>"
-                     + "".join(f"<br/>{html.escape(line.strip())}" for line in header[1:]) + "</p>")
+        parts.append(
+            f"<p><strong>{html.escape(' '.join(header[0].split()))}</strong>"
+            + "".join(f"<br/>{html.escape(line.strip())}" for line in header[1:])
+            + "</p>"
+        )
         stats = self._fit_statistics_lines()
         if len(stats) == 1:
             parts.append(f"<p>{html.escape(stats[0])}</p>")
@@ -740,8 +752,9 @@ class Summary:
             parts.append(table(col_names, rows, row_names, caption="Fixed effects"))
             if 1 < p <= _COR_MAX:
                 row_names, col_names, rows = self._correlation_cells()
-                parts.append(table(col_names, rows, row_names,
-                                   caption="Correlation of Fixed Effects"))
+                parts.append(
+                    table(col_names, rows, row_names, caption="Correlation of Fixed Effects")
+                )
         closing = [line for line in self._closing_lines() if line]
         if closing:
             parts.append("<p>" + "<br/>".join(html.escape(line) for line in closing) + "</p>")

@@ -168,11 +168,13 @@ def fit_lmm(
     # One grouping factor has an analytic gradient. BOBYQA still drives the search:
     # L-BFGS-B needs a third of its evaluations on well-posed fits, but each gradient
     # costs three to four evaluations and near a zero variance it crawled (over 800
-    # evaluations on a 1M-row fit); the gradient makes the check at the optimum exact
-    # and cheap (2k gradients instead of 2k² values).
-    gradient = None
+    # evaluations on a 1M-row fit). The gradient continues a search the check finds
+    # in doubt, and gives the check its Hessian where 2k + 1 gradients cost less than
+    # 2k² values (k ≥ 4 θ parameters).
+    gradient = check_gradient = None
     if len(ordered) == 1:
         gradient = partial(_gradient_only, cp=cp, terms=ordered, reml=reml)
+        check_gradient = gradient if lower.size >= 4 else None
     with _single_threaded_blas():
         record = minimize_theta(
             criterion,
@@ -204,7 +206,9 @@ def fit_lmm(
         )
         check = None
         if check_convergence:
-            check = check_optimum(criterion, record.theta, record.fmin, lower, gradient=gradient)
+            check = check_optimum(
+                criterion, record.theta, record.fmin, lower, gradient=check_gradient
+            )
             record = polish(criterion, record, check, lower)
             if not check.ok and gradient is not None and record.converged:
                 # BOBYQA stopped where the criterion still falls (near a zero variance
@@ -218,7 +222,7 @@ def fit_lmm(
                     max_evals=max(max_evals - record.n_evals, 1),
                 )
                 check = check_optimum(
-                    criterion, record.theta, record.fmin, lower, gradient=gradient
+                    criterion, record.theta, record.fmin, lower, gradient=check_gradient
                 )
                 record = polish(criterion, record, check, lower)
         sol = solve(record.theta, cp, ordered, reml)
@@ -295,7 +299,9 @@ def _fit_fixed_only(X, resid, offset, sqrt_weights, reml) -> CoreFit:
         sum_log_weights = float(2.0 * np.log(sqrt_weights).sum())
     n, p = X.shape
     L33 = _schur_cholesky(XY.T @ XY)
-    factor = BlockedFactor((), np.zeros((0, 1, 1)), np.zeros((0, p + 1)), None, None, None, L33, 0.0)
+    factor = BlockedFactor(
+        (), np.zeros((0, 1, 1)), np.zeros((0, p + 1)), None, None, None, L33, 0.0
+    )
     cp = SimpleNamespace(n_obs=n, n_fixed=p, sum_log_weights=sum_log_weights)
     crit = deviance_from_factor(factor, cp, reml)
     ml_dev = deviance_from_factor(factor, cp, False)

@@ -88,9 +88,7 @@ def _term_matrix(term: RandomTerm, sqrt_weights, offset: int, width: int, rows=s
     n, q = columns.shape
     cols = offset + codes[:, None] * q + np.arange(q)
     vals = columns if sqrt_weights is None else columns * sqrt_weights[rows, None]
-    return sp.csr_array(
-        (vals.ravel(), cols.ravel(), np.arange(0, n * q + 1, q)), shape=(n, width)
-    )
+    return sp.csr_array((vals.ravel(), cols.ravel(), np.arange(0, n * q + 1, q)), shape=(n, width))
 
 
 # Rows are reduced this many at a time, so that the temporaries ([X y] with weights,
@@ -389,7 +387,9 @@ def batched_forward_solve(L, W):
         return np.linalg.solve(L, W)
     C = np.empty_like(W)
     for i in range(q):
-        C[:, i, :] = (W[:, i, :] - np.einsum("mj,mjk->mk", L[:, i, :i], C[:, :i, :])) / L[:, i, i, None]
+        C[:, i, :] = (W[:, i, :] - np.einsum("mj,mjk->mk", L[:, i, :i], C[:, :i, :])) / L[
+            :, i, i, None
+        ]
     return C
 
 

@@ -119,9 +119,7 @@ def solve(theta, cp: CrossProducts, terms, reml: bool) -> Solution:
             factor.L22.T, factor.L32t @ resid_coef, lower=False, check_finite=False
         )
         # L₂₁ᵀ u₂ = Gᵀ Λ₂ u₂
-        c1 = c1 - (factor.G.T @ _apply_lambda(u2[:, None], terms[1:], T[1:]))[:, 0].reshape(
-            m1, q1
-        )
+        c1 = c1 - (factor.G.T @ _apply_lambda(u2[:, None], terms[1:], T[1:]))[:, 0].reshape(m1, q1)
         b2 = _apply_lambda(u2[:, None], terms[1:], T[1:])[:, 0]
         start = 0
         for j, term in enumerate(terms[1:], start=1):
@@ -131,9 +129,7 @@ def solve(theta, cp: CrossProducts, terms, reml: bool) -> Solution:
     u1 = np.linalg.solve(factor.L11.transpose(0, 2, 1), c1[:, :, None])[:, :, 0]
     modes[0] = u1 @ T[0].T
 
-    ml_dev = factor.logdet_L - cp.sum_log_weights + n * (
-        1.0 + _LOG_2PI + np.log(factor.pwrss / n)
-    )
+    ml_dev = factor.logdet_L - cp.sum_log_weights + n * (1.0 + _LOG_2PI + np.log(factor.pwrss / n))
     crit = deviance_from_factor(factor, cp, reml)
     return Solution(
         beta=beta,
@@ -166,9 +162,7 @@ def _conditional_covariances(factor: BlockedFactor, cp, terms, sigma2):
     K = np.einsum("rma,mab->mrb", H.reshape(Q2, m1, q1), L11_inv)
     V1 = V1 + K.transpose(0, 2, 1) @ K
     out = [sigma2 * (T[0] @ V1 @ T[0].T)]
-    L22_inv = scipy.linalg.solve_triangular(
-        factor.L22, np.eye(Q2), lower=True, check_finite=False
-    )
+    L22_inv = scipy.linalg.solve_triangular(factor.L22, np.eye(Q2), lower=True, check_finite=False)
     start = 0
     for term, Tj in zip(terms[1:], T[1:]):
         stop = start + term.n_levels * term.q
@@ -177,4 +171,3 @@ def _conditional_covariances(factor: BlockedFactor, cp, terms, sigma2):
         out.append(sigma2 * (Tj @ Vj @ Tj.T))
         start = stop
     return out
-

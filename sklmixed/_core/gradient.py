@@ -72,9 +72,7 @@ def objective_and_gradient(theta, cp: CrossProducts, terms, reml: bool):
         # S_xx⁻¹ = R_X⁻ᵀ R_X⁻¹, applied to the x-columns of U and V.
         Ux = solve_triangular(RX, U[:, :, :p].reshape(-1, p).T, lower=True, check_finite=False)
         Vx = solve_triangular(RX, V[:, :, :p].reshape(-1, p).T, lower=True, check_finite=False)
-        d_logdet_RX = -2.0 * np.einsum(
-            "jmr,jmc->rc", Ux.reshape(p, m, q), Vx.reshape(p, m, q)
-        )
+        d_logdet_RX = -2.0 * np.einsum("jmr,jmc->rc", Ux.reshape(p, m, q), Vx.reshape(p, m, q))
         G = d_logdet_L + d_logdet_RX + (n - p) * d_pwrss / pwrss
     else:
         G = d_logdet_L + n * d_pwrss / pwrss

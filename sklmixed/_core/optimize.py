@@ -147,7 +147,9 @@ def minimize_theta(
         opt.set_ftol_abs(ftol_abs)
         opt.set_maxeval(max_evals)
         if initial_step is not None:
-            opt.set_initial_step(np.broadcast_to(np.asarray(initial_step, float), theta_start.shape))
+            opt.set_initial_step(
+                np.broadcast_to(np.asarray(initial_step, float), theta_start.shape)
+            )
         try:
             opt.optimize(theta_start.copy())
             status = opt.last_optimize_result()
@@ -255,16 +257,32 @@ def check_optimum(
     """
     k = theta.size
     if not np.isfinite(fmin):
-        return ConvergenceCheck(np.full(k, np.nan), np.full((k, k), np.nan), np.nan, np.nan,
-                                np.zeros(k), 0, False, "the criterion is not finite at the optimum")
+        return ConvergenceCheck(
+            np.full(k, np.nan),
+            np.full((k, k), np.nan),
+            np.nan,
+            np.nan,
+            np.zeros(k),
+            0,
+            False,
+            "the criterion is not finite at the optimum",
+        )
     h = step * np.maximum(1.0, np.abs(theta))
     if gradient is not None:
         g, H, n_evals = _gradient_and_hessian(gradient, theta, h)
     else:
         g, H, n_evals = _central_differences(fun, theta, fmin, h)
     if not (np.isfinite(g).all() and np.isfinite(H).all()):
-        return ConvergenceCheck(g, H, np.nan, np.nan, np.zeros(k), n_evals, False,
-                                "the criterion is not finite next to the optimum")
+        return ConvergenceCheck(
+            g,
+            H,
+            np.nan,
+            np.nan,
+            np.zeros(k),
+            n_evals,
+            False,
+            "the criterion is not finite next to the optimum",
+        )
     return _judge(g, H, h, theta, lower, n_evals, tol)
 
 
@@ -334,7 +352,13 @@ def _judge(g, H, h, theta, lower, n_evals, tol) -> ConvergenceCheck:
     scale = max(np.abs(eig).max(), 1.0)
     if eig.min() < -1e-3 * scale:
         return ConvergenceCheck(
-            g, H, np.inf, float(eig.min()), np.zeros(k), n_evals, False,
+            g,
+            H,
+            np.inf,
+            float(eig.min()),
+            np.zeros(k),
+            n_evals,
+            False,
             "the Hessian of the criterion has a negative eigenvalue: a saddle point, not a minimum",
         )
     if eig.min() <= _FLAT * eig.max() or not step_dir.any():
@@ -344,9 +368,13 @@ def _judge(g, H, h, theta, lower, n_evals, tol) -> ConvergenceCheck:
     else:
         decrease = float(-(g @ step_dir + 0.5 * step_dir @ H @ step_dir))
     ok = decrease <= tol
-    message = "" if ok else (
-        f"a quadratic model of the criterion at the optimum predicts it can still fall by "
-        f"{decrease:.2g} (gradient {np.array2string(g, precision=3)})"
+    message = (
+        ""
+        if ok
+        else (
+            f"a quadratic model of the criterion at the optimum predicts it can still fall by "
+            f"{decrease:.2g} (gradient {np.array2string(g, precision=3)})"
+        )
     )
     return ConvergenceCheck(g, H, decrease, float(eig.min()), step_dir, n_evals, ok, message)
 

@@ -68,8 +68,14 @@ def load_exam(*, as_frame=True, return_X_y=False):
     >>> exam.frame.shape
     (4059, 10)
     """
-    return _load("exam", "normexam", "school", load_exam.__doc__.split("\n\n")[0],
-                 as_frame=as_frame, return_X_y=return_X_y)
+    return _load(
+        "exam",
+        "normexam",
+        "school",
+        load_exam.__doc__.split("\n\n")[0],
+        as_frame=as_frame,
+        return_X_y=return_X_y,
+    )
 
 
 def load_sleepstudy(*, as_frame=True, return_X_y=False):
@@ -78,8 +84,14 @@ def load_sleepstudy(*, as_frame=True, return_X_y=False):
     Target ``Reaction`` (ms), features ``Days`` and ``Subject``. Parameters and
     returns as :func:`load_exam`.
     """
-    return _load("sleepstudy", "Reaction", "Subject", load_sleepstudy.__doc__.split("\n\n")[0],
-                 as_frame=as_frame, return_X_y=return_X_y)
+    return _load(
+        "sleepstudy",
+        "Reaction",
+        "Subject",
+        load_sleepstudy.__doc__.split("\n\n")[0],
+        as_frame=as_frame,
+        return_X_y=return_X_y,
+    )
 
 
 def load_dyestuff2(*, as_frame=True, return_X_y=False):
@@ -87,8 +99,14 @@ def load_dyestuff2(*, as_frame=True, return_X_y=False):
 
     Target ``Yield``, group ``Batch``. Parameters and returns as :func:`load_exam`.
     """
-    return _load("dyestuff2", "Yield", "Batch", load_dyestuff2.__doc__.split("\n\n")[0],
-                 as_frame=as_frame, return_X_y=return_X_y)
+    return _load(
+        "dyestuff2",
+        "Yield",
+        "Batch",
+        load_dyestuff2.__doc__.split("\n\n")[0],
+        as_frame=as_frame,
+        return_X_y=return_X_y,
+    )
 
 
 def load_pastes(*, as_frame=True, return_X_y=False):
@@ -97,8 +115,14 @@ def load_pastes(*, as_frame=True, return_X_y=False):
     Target ``strength``; ``batch``, ``cask`` and ``sample`` (the ``batch:cask``
     label). Parameters and returns as :func:`load_exam`.
     """
-    return _load("pastes", "strength", ("batch", "sample"), load_pastes.__doc__.split("\n\n")[0],
-                 as_frame=as_frame, return_X_y=return_X_y)
+    return _load(
+        "pastes",
+        "strength",
+        ("batch", "sample"),
+        load_pastes.__doc__.split("\n\n")[0],
+        as_frame=as_frame,
+        return_X_y=return_X_y,
+    )
 
 
 def load_penicillin(*, as_frame=True, return_X_y=False):
@@ -107,5 +131,11 @@ def load_penicillin(*, as_frame=True, return_X_y=False):
     Target ``diameter``; groups ``plate`` and ``sample``. Parameters and returns as
     :func:`load_exam`.
     """
-    return _load("penicillin", "diameter", ("plate", "sample"), load_penicillin.__doc__.split("\n\n")[0],
-                 as_frame=as_frame, return_X_y=return_X_y)
+    return _load(
+        "penicillin",
+        "diameter",
+        ("plate", "sample"),
+        load_penicillin.__doc__.split("\n\n")[0],
+        as_frame=as_frame,
+        return_X_y=return_X_y,
+    )
