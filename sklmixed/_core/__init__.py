@@ -165,6 +165,38 @@ def fit_lmm(
     cp = cross_products(X, resid, ordered, sqrt_weights)
     lower = np.concatenate([t.theta_lower() for t in ordered])
     criterion = partial(objective, cp=cp, terms=ordered, reml=reml)
+    with _single_threaded_blas():
+        record, check = _optimize_theta(
+            criterion,
+            cp,
+            ordered,
+            reml,
+            moment_theta_start(ordered, resid),
+            lower,
+            dict(xtol_abs=xtol_abs, ftol_abs=ftol_abs, max_evals=max_evals),
+            check_convergence,
+        )
+        sol = solve(record.theta, cp, ordered, reml)
+    theta_scaled = record.theta
+    record = OptimizerRecord(**{**record.__dict__, "theta": _theta_unscaled(theta_scaled, ordered)})
+    sol = _in_callers_terms(sol, ordered, np.argsort(order), offset)
+    return CoreFit(
+        record=record,
+        solution=sol,
+        term_order=order,
+        theta_sizes=tuple(t.n_theta for t in terms),
+        theta_lower=lower,
+        n_obs=X.shape[0],
+        check=check,
+        theta_scaled=theta_scaled,
+    )
+
+
+def _optimize_theta(criterion, cp, ordered, reml, start, lower, options, check_convergence):
+    """Minimize the criterion over θ, restart at boundary optima, check and polish.
+
+    Returns the optimizer record and the check at the optimum (None when not asked).
+    """
     # One grouping factor has an analytic gradient. BOBYQA still drives the search:
     # L-BFGS-B needs a third of its evaluations on well-posed fits, but each gradient
     # costs three to four evaluations and near a zero variance it crawled (over 800
@@ -175,58 +207,52 @@ def fit_lmm(
     if len(ordered) == 1:
         gradient = partial(_gradient_only, cp=cp, terms=ordered, reml=reml)
         check_gradient = gradient if lower.size >= 4 else None
-    with _single_threaded_blas():
-        record = minimize_theta(
-            criterion,
-            moment_theta_start(ordered, resid),
-            lower,
-            initial_step=_INITIAL_STEP,
-            xtol_abs=xtol_abs,
-            ftol_abs=ftol_abs,
-            max_evals=max_evals,
-        )
-        # A boundary optimum may be a local one: a zero diagonal of T is a stationary
-        # point that a gradient method cannot leave, and the moment start's small
-        # first steps can settle on the wrong face. BOBYQA restarts from lme4's start
-        # with NLopt's default radius, then from the sign-flipped optimum.
-        identity = np.concatenate([t.theta_start() for t in ordered])
-        record = restart_on_boundary(
-            criterion,
+    record = minimize_theta(criterion, start, lower, initial_step=_INITIAL_STEP, **options)
+    # A boundary optimum may be a local one: the moment start's small first steps can
+    # settle on the wrong face of the bound. BOBYQA restarts from lme4's start with
+    # NLopt's default radius, then from the sign-flipped optimum.
+    identity = np.concatenate([t.theta_start() for t in ordered])
+    record = restart_on_boundary(
+        criterion,
+        record,
+        {
+            "lme4's start": lambda theta: identity,
+            "the optimum with its zero columns' signs flipped": partial(
+                _flip_zero_columns, terms=ordered
+            ),
+        },
+        lower,
+        **options,
+    )
+    if not check_convergence:
+        return record, None
+    check = check_optimum(criterion, record.theta, record.fmin, lower, gradient=check_gradient)
+    record = polish(criterion, record, check, lower)
+    if not check.ok and gradient is not None and record.converged:
+        # BOBYQA stopped where the criterion still falls (near a zero variance its
+        # model of a nearly flat valley can stall): L-BFGS-B, whose line searches
+        # follow the gradient, carries on from there.
+        record = continue_with_gradient(
+            partial(objective_and_gradient, cp=cp, terms=ordered, reml=reml),
             record,
-            {
-                "lme4's start": lambda theta: identity,
-                "the optimum with its zero columns' signs flipped": partial(
-                    _flip_zero_columns, terms=ordered
-                ),
-            },
             lower,
-            xtol_abs=xtol_abs,
-            ftol_abs=ftol_abs,
-            max_evals=max_evals,
+            ftol_abs=options["ftol_abs"],
+            max_evals=max(options["max_evals"] - record.n_evals, 1),
         )
-        check = None
-        if check_convergence:
-            check = check_optimum(
-                criterion, record.theta, record.fmin, lower, gradient=check_gradient
-            )
-            record = polish(criterion, record, check, lower)
-            if not check.ok and gradient is not None and record.converged:
-                # BOBYQA stopped where the criterion still falls (near a zero variance
-                # its model of a nearly flat valley can stall): L-BFGS-B, whose line
-                # searches follow the gradient, carries on from there.
-                record = continue_with_gradient(
-                    partial(objective_and_gradient, cp=cp, terms=ordered, reml=reml),
-                    record,
-                    lower,
-                    ftol_abs=ftol_abs,
-                    max_evals=max(max_evals - record.n_evals, 1),
-                )
-                check = check_optimum(
-                    criterion, record.theta, record.fmin, lower, gradient=check_gradient
-                )
-                record = polish(criterion, record, check, lower)
-        sol = solve(record.theta, cp, ordered, reml)
-    unsort = np.argsort(order)
+        check = check_optimum(criterion, record.theta, record.fmin, lower, gradient=check_gradient)
+        record = polish(criterion, record, check, lower)
+    return record, check
+
+
+def _theta_unscaled(theta_scaled, ordered):
+    """θ of the original columns from θ of the unit-RMS ones, term by term."""
+    return np.concatenate(
+        [t.theta_unscaled(th) for t, th in zip(ordered, _split(theta_scaled, ordered))]
+    )
+
+
+def _in_callers_terms(sol, ordered, unsort, offset):
+    """The solution with modes in the caller's term order and units, β un-offset."""
     modes, cond_cov = [], []
     for i in unsort:
         b, c = ordered[i].modes_unscaled(
@@ -234,32 +260,13 @@ def fit_lmm(
         )
         modes.append(b)
         cond_cov.append(c)
-    theta_scaled = record.theta
-    theta = np.concatenate(
-        [t.theta_unscaled(th) for t, th in zip(ordered, _split(theta_scaled, ordered))]
-    )
-    record = OptimizerRecord(**{**record.__dict__, "theta": theta})
-    sol = Solution(
-        beta=sol.beta + offset,
-        beta_cov=sol.beta_cov,
-        sigma=sol.sigma,
-        modes=modes,
-        cond_cov=None if sol.cond_cov is None else cond_cov,
-        deviance=sol.deviance,
-        ml_deviance=sol.ml_deviance,
-        pwrss=sol.pwrss,
-        logdet_L=sol.logdet_L,
-        logdet_RX=sol.logdet_RX,
-    )
-    return CoreFit(
-        record=record,
-        solution=sol,
-        term_order=order,
-        theta_sizes=tuple(t.n_theta for t in terms),
-        theta_lower=lower,
-        n_obs=X.shape[0],
-        check=check,
-        theta_scaled=theta_scaled,
+    return Solution(
+        **{
+            **sol.__dict__,
+            "beta": sol.beta + offset,
+            "modes": modes,
+            "cond_cov": None if sol.cond_cov is None else cond_cov,
+        }
     )
 
 
