@@ -325,7 +325,7 @@ def _factorize_second_block(cp: CrossProducts, block_terms, T, L11, L31t):
     Q2 = cp.A22.shape[0]
     T1 = T[0]
     # Λ₁ L₁₁⁻ᵀ is block diagonal with blocks T₁ L₁₁,ᵢ⁻ᵀ.
-    B1 = T1 @ np.linalg.inv(L11).transpose(0, 2, 1) if q1 > 1 else (T1[0, 0] / L11)
+    B1 = T1 @ inverse_lower(L11).transpose(0, 2, 1)
     Gvals = np.einsum("ka,kab->kb", cp.A21, B1[cp.A21_levels])
     cols = (cp.A21_levels[:, None] * q1 + np.arange(q1)).ravel()
     indptr = np.concatenate([[0], np.cumsum(np.bincount(cp.A21_rows, minlength=Q2) * q1)])
@@ -378,6 +378,20 @@ def batched_cholesky(M):
         for i in range(j + 1, q):
             L[:, i, j] = (M[:, i, j] - np.einsum("mk,mk->m", L[:, i, :j], L[:, j, :j])) / L[:, j, j]
     return L
+
+
+def inverse_lower(L):
+    """Inverses of a stack of small lower triangular matrices, shape (m, q, q)."""
+    q = L.shape[1]
+    if q == 1:
+        return 1.0 / L
+    if q == 2:
+        inv = np.zeros_like(L)
+        inv[:, 0, 0] = 1.0 / L[:, 0, 0]
+        inv[:, 1, 1] = 1.0 / L[:, 1, 1]
+        inv[:, 1, 0] = -L[:, 1, 0] * inv[:, 0, 0] * inv[:, 1, 1]
+        return inv
+    return np.linalg.inv(L)
 
 
 def batched_forward_solve(L, W):

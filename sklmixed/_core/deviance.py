@@ -15,7 +15,14 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 
-from .blocks import BlockedFactor, CrossProducts, _apply_lambda, _apply_lambda_t, factorize
+from .blocks import (
+    BlockedFactor,
+    CrossProducts,
+    _apply_lambda,
+    _apply_lambda_t,
+    factorize,
+    inverse_lower,
+)
 
 __all__ = ["objective", "deviance_from_factor", "fixed_effects_from_factor", "Solution", "solve"]
 
@@ -148,7 +155,7 @@ def solve(theta, cp: CrossProducts, terms, reml: bool) -> Solution:
 def _conditional_covariances(factor: BlockedFactor, cp, terms, sigma2):
     """Diagonal blocks of ``σ² Λ (L_Z L_Zᵀ)⁻¹ Λᵀ``, one ``q × q`` block per level."""
     T = factor.T
-    L11_inv = np.linalg.inv(factor.L11)  # (m1, q1, q1)
+    L11_inv = inverse_lower(factor.L11)  # (m1, q1, q1)
     V1 = L11_inv.transpose(0, 2, 1) @ L11_inv
     if not cp.has_second_block:
         return [sigma2 * (T[0] @ V1 @ T[0].T)]

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import solve_triangular
 
-from .blocks import CrossProducts, factorize
+from .blocks import CrossProducts, factorize, inverse_lower
 from .deviance import deviance_from_factor
 
 __all__ = ["objective_and_gradient"]
@@ -52,7 +52,7 @@ def objective_and_gradient(theta, cp: CrossProducts, terms, reml: bool):
     T = factor.T[0]
     m, q, k = cp.Z1tXY.shape
     p = k - 1
-    L_inv = _inverse_lower(factor.L11)
+    L_inv = inverse_lower(factor.L11)
     M_inv = L_inv.transpose(0, 2, 1) @ L_inv
     C = factor.L31t.reshape(m, q, k)
     V = L_inv.transpose(0, 2, 1) @ C  # M⁻¹ Tᵀ W
@@ -77,17 +77,3 @@ def objective_and_gradient(theta, cp: CrossProducts, terms, reml: bool):
     else:
         G = d_logdet_L + n * d_pwrss / pwrss
     return value, G[term.theta_rows, term.theta_cols]
-
-
-def _inverse_lower(L):
-    """Inverses of a stack of small lower triangular matrices, shape (m, q, q)."""
-    q = L.shape[1]
-    if q == 1:
-        return 1.0 / L
-    if q == 2:
-        inv = np.zeros_like(L)
-        inv[:, 0, 0] = 1.0 / L[:, 0, 0]
-        inv[:, 1, 1] = 1.0 / L[:, 1, 1]
-        inv[:, 1, 0] = -L[:, 1, 0] * inv[:, 0, 0] * inv[:, 1, 1]
-        return inv
-    return np.linalg.inv(L)
