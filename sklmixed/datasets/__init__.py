@@ -14,7 +14,20 @@ def _read(name):
         return pd.read_csv(f)
 
 
-def _load(name, target, group, descr, *, as_frame, return_X_y):
+# Data set (CSV name, the loader's name without "load_") -> target and grouping columns.
+_ROLES = {
+    "exam": ("normexam", ["school"]),
+    "sleepstudy": ("Reaction", ["Subject"]),
+    "dyestuff2": ("Yield", ["Batch"]),
+    "pastes": ("strength", ["batch", "sample"]),
+    "penicillin": ("diameter", ["plate", "sample"]),
+}
+
+
+def _load(loader, *, as_frame, return_X_y):
+    """The data set of a ``load_<name>`` function, in scikit-learn's loader conventions."""
+    name = loader.__name__.removeprefix("load_")
+    target, groups = _ROLES[name]
     frame = _read(name)
     X, y = frame.drop(columns=[target]), frame[target]
     if not as_frame:
@@ -27,8 +40,8 @@ def _load(name, target, group, descr, *, as_frame, return_X_y):
         frame=frame if as_frame else None,
         feature_names=[c for c in frame.columns if c != target],
         target_names=[target],
-        group_names=[group] if isinstance(group, str) else list(group),
-        DESCR=descr,
+        group_names=list(groups),
+        DESCR=loader.__doc__.split("\n\n")[0],
     )
 
 
@@ -68,14 +81,7 @@ def load_exam(*, as_frame=True, return_X_y=False):
     >>> exam.frame.shape
     (4059, 10)
     """
-    return _load(
-        "exam",
-        "normexam",
-        "school",
-        load_exam.__doc__.split("\n\n")[0],
-        as_frame=as_frame,
-        return_X_y=return_X_y,
-    )
+    return _load(load_exam, as_frame=as_frame, return_X_y=return_X_y)
 
 
 def load_sleepstudy(*, as_frame=True, return_X_y=False):
@@ -84,14 +90,7 @@ def load_sleepstudy(*, as_frame=True, return_X_y=False):
     Target ``Reaction`` (ms), features ``Days`` and ``Subject``. Parameters and
     returns as :func:`load_exam`.
     """
-    return _load(
-        "sleepstudy",
-        "Reaction",
-        "Subject",
-        load_sleepstudy.__doc__.split("\n\n")[0],
-        as_frame=as_frame,
-        return_X_y=return_X_y,
-    )
+    return _load(load_sleepstudy, as_frame=as_frame, return_X_y=return_X_y)
 
 
 def load_dyestuff2(*, as_frame=True, return_X_y=False):
@@ -99,14 +98,7 @@ def load_dyestuff2(*, as_frame=True, return_X_y=False):
 
     Target ``Yield``, group ``Batch``. Parameters and returns as :func:`load_exam`.
     """
-    return _load(
-        "dyestuff2",
-        "Yield",
-        "Batch",
-        load_dyestuff2.__doc__.split("\n\n")[0],
-        as_frame=as_frame,
-        return_X_y=return_X_y,
-    )
+    return _load(load_dyestuff2, as_frame=as_frame, return_X_y=return_X_y)
 
 
 def load_pastes(*, as_frame=True, return_X_y=False):
@@ -115,14 +107,7 @@ def load_pastes(*, as_frame=True, return_X_y=False):
     Target ``strength``; ``batch``, ``cask`` and ``sample`` (the ``batch:cask``
     label). Parameters and returns as :func:`load_exam`.
     """
-    return _load(
-        "pastes",
-        "strength",
-        ("batch", "sample"),
-        load_pastes.__doc__.split("\n\n")[0],
-        as_frame=as_frame,
-        return_X_y=return_X_y,
-    )
+    return _load(load_pastes, as_frame=as_frame, return_X_y=return_X_y)
 
 
 def load_penicillin(*, as_frame=True, return_X_y=False):
@@ -131,11 +116,4 @@ def load_penicillin(*, as_frame=True, return_X_y=False):
     Target ``diameter``; groups ``plate`` and ``sample``. Parameters and returns as
     :func:`load_exam`.
     """
-    return _load(
-        "penicillin",
-        "diameter",
-        ("plate", "sample"),
-        load_penicillin.__doc__.split("\n\n")[0],
-        as_frame=as_frame,
-        return_X_y=return_X_y,
-    )
+    return _load(load_penicillin, as_frame=as_frame, return_X_y=return_X_y)
