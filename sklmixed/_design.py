@@ -103,25 +103,32 @@ def merge_bars(bars) -> tuple:
 
 
 def encode_levels(labels, name):
-    """Integer codes and sorted levels of a column of group labels.
+    """Integer codes and levels of a column of group labels.
 
     Levels are sorted as R sorts a factor's levels when it can be, else kept in
-    order of appearance (labels of mixed types).
+    order of appearance (labels of mixed types); a pandas Categorical keeps its
+    categories' order, as an R factor keeps its levels' order.
     """
     if pd.isna(labels).any():
         raise ValueError(f"Group column {name!r} has missing values (NaN or NA).")
-    if _has_infinite(labels):
-        raise ValueError(f"Group column {name!r} has infinite values, which are not group labels.")
-    try:
+    if isinstance(labels, pd.Categorical):
+        # A factor's levels keep their order, as in R; unused levels are dropped, as
+        # lme4 does.
         codes, levels = pd.factorize(labels, sort=True)
-    except TypeError:
+        levels = np.asarray(levels)
+    else:
         try:
-            codes, levels = pd.factorize(labels, sort=False)
-        except TypeError as exc:  # an unhashable label such as a dict or a list
-            raise TypeError(
-                f"Group column {name!r} has a label that is neither a string nor a number "
-                f"({exc}): a group label argument must be a string or a number."
-            ) from None
+            codes, levels = pd.factorize(labels, sort=True)
+        except TypeError:
+            try:
+                codes, levels = pd.factorize(labels, sort=False)
+            except TypeError as exc:  # an unhashable label such as a dict or a list
+                raise TypeError(
+                    f"Group column {name!r} has a label that is neither a string nor a "
+                    f"number ({exc}): a group label argument must be a string or a number."
+                ) from None
+    if _has_infinite(levels):  # the levels, not the rows: a Python loop over few values
+        raise ValueError(f"Group column {name!r} has infinite values, which are not group labels.")
     return codes.astype(np.intp), pd.Index(levels)
 
 
@@ -168,6 +175,13 @@ def _column(X, key):
 
 def _column_label(X, key):
     return str(key) if isinstance(X, pd.DataFrame) else f"x{key}"
+
+
+def _label_column(X, key):
+    """Group labels of a column: a pandas Categorical stays one (its codes are the levels)."""
+    if isinstance(X, pd.DataFrame) and isinstance(X[key].dtype, pd.CategoricalDtype):
+        return X[key].array
+    return np.asarray(_column(X, key))
 
 
 def _numeric_column(X, key):
@@ -362,7 +376,7 @@ class ArrayDesign:
                 raise ValueError(
                     "Group labels were given twice: as a `group` column of X and as `groups=`."
                 )
-            return [np.asarray(_column(X, k)) for k in self.group_keys_]
+            return [_label_column(X, k) for k in self.group_keys_]
         if groups is None:
             if self.factor_names_:
                 raise ValueError(

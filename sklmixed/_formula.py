@@ -26,7 +26,8 @@ R and Python differ in a few places, handled here:
 - Logical columns (``bool``) are coded as R codes logicals, as a two-level factor
   (``bTRUE``).
 
-Only numpy, pandas and formulaic are imported: no estimator, no numerical core.
+Only numpy, pandas, formulaic and the data limits of ``_design`` are imported: no
+estimator, no numerical core.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ from formulaic import Formula
 from formulaic.errors import DataMismatchWarning, FormulaicError
 from formulaic.parser.types import Factor
 from formulaic.transforms import TRANSFORMS
+
+from ._design import MAX_MAGNITUDE
 
 __all__ = [
     "FormulaDesign",
@@ -845,25 +848,19 @@ class FormulaDesign:
         bars : list of RandomTermData
             As :meth:`random_terms` of ``data``.
         """
-        frame = self._frame(data, self.variables, fitting=True)
-        fixed = self._materialize(self._fixed_formula, frame, self.parsed.fixed)
-        specs = {"fixed": fixed.model_spec}
-        lhs_matrices = {}
-        for lhs, formula in self._lhs_formulas.items():
-            lhs_matrices[lhs] = self._materialize(formula, frame, lhs)
-            specs[lhs] = lhs_matrices[lhs].model_spec
+        columns = self._columns(data, self.variables, fitting=True)
+        n = len(data)
+        frame = _LazyFrame(columns, n)
+        specs, matrices = {}, {}
+        for key, formula, text in [("fixed", self._fixed_formula, self.parsed.fixed)] + [
+            (lhs, formula, lhs) for lhs, formula in self._lhs_formulas.items()
+        ]:
+            specs[key], matrices[key] = self._fit_matrix(formula, columns, frame, text)
         self._specs = specs
-        self.fixed_names = _lme4_names(specs["fixed"], _appearance_order(self.parsed.fixed))
-        self._lhs_names = {
-            lhs: tuple(_lme4_names(specs[lhs], _appearance_order(lhs)))
-            for lhs in self._lhs_formulas
-        }
-        n = len(frame)
-        bars = [
-            self._term_data(bar, frame, _as_matrix(lhs_matrices[bar.lhs], n))
-            for bar in self.parsed.bars
-        ]
-        return _as_matrix(fixed, n), bars
+        self.fixed_names = _spec_names(specs["fixed"], self.parsed.fixed)
+        self._lhs_names = {lhs: tuple(_spec_names(specs[lhs], lhs)) for lhs in self._lhs_formulas}
+        bars = [self._term_data(bar, columns, matrices[bar.lhs]) for bar in self.parsed.bars]
+        return matrices["fixed"], bars
 
     def fixed_matrix(self, data) -> np.ndarray:
         """Fixed-effects model matrix of ``data``, columns in :attr:`fixed_names` order.
@@ -883,8 +880,8 @@ class FormulaDesign:
             variable that was not in the training data.
         """
         self._check_fitted()
-        frame = self._frame(data, self._fixed_variables)
-        return self._evaluate(self._specs["fixed"], frame, self.parsed.fixed)
+        columns = self._columns(data, self._fixed_variables)
+        return self._evaluate(self._specs["fixed"], columns, len(data), self.parsed.fixed)
 
     def random_terms(self, data) -> list:
         """Every random-effects bar evaluated on ``data``, in :attr:`parsed` order.
@@ -904,16 +901,15 @@ class FormulaDesign:
         self._check_fitted()
         out = []
         for bar, variables in zip(self.parsed.bars, self._bar_variables):
-            frame = self._frame(data, variables)
-            out.append(
-                self._term_data(bar, frame, self._evaluate(self._specs[bar.lhs], frame, bar.lhs))
-            )
+            columns = self._columns(data, variables)
+            Z = self._evaluate(self._specs[bar.lhs], columns, len(data), bar.lhs)
+            out.append(self._term_data(bar, columns, Z))
         return out
 
-    def _term_data(self, bar, frame, Z):
+    def _term_data(self, bar, columns, Z):
         return RandomTermData(
             group_name=bar.group_name,
-            labels=_group_labels(frame, bar.group),
+            labels=_group_labels(columns, bar.group),
             Z=Z,
             column_names=self._lhs_names[bar.lhs],
             correlated=bar.correlated or Z.shape[1] > 1,
@@ -932,7 +928,7 @@ class FormulaDesign:
         """
         if self.response is None:
             raise ValueError(f"The formula {self.formula!r} has no response (no 'y ~' left side).")
-        self._frame(data, [self.response], what="response")  # present, no missing values
+        self._columns(data, [self.response], what="response")  # present, no missing values
         column = data[self.response]
         if not (
             pd.api.types.is_numeric_dtype(column.dtype) or pd.api.types.is_bool_dtype(column.dtype)
@@ -948,8 +944,8 @@ class FormulaDesign:
         if self._specs is None:
             raise RuntimeError("This FormulaDesign is not fitted yet; call fit(data) first.")
 
-    def _frame(self, data, variables, what="variable", fitting=False):
-        """The columns ``variables`` of ``data``, checked, with logicals as factors."""
+    def _columns(self, data, variables, what="variable", fitting=False):
+        """The columns ``variables`` of ``data`` by name, checked, with logicals as factors."""
         if not isinstance(data, pd.DataFrame):
             raise TypeError(
                 f"The formula interface needs a pandas DataFrame; got {type(data).__name__}."
@@ -973,19 +969,32 @@ class FormulaDesign:
                     "silently: remove or impute them first."
                 )
             columns[name] = _plain_values(column, fitting)
-        return pd.DataFrame(columns, index=pd.RangeIndex(len(data)))
+        return columns
 
-    def _materialize(self, formula, frame, text):
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", DataMismatchWarning)
-                return formula.get_model_matrix(
-                    frame, context=_CONTEXT, na_action="raise", output="numpy"
-                )
-        except (FormulaicError, ValueError, TypeError, NameError, DataMismatchWarning) as error:
-            raise ValueError(f"Cannot evaluate {text!r} on the data: {error}") from None
+    def _fit_matrix(self, formula, columns, frame, text):
+        """The fitted spec of one formula (fixed part or a bar's left side) and its matrix."""
+        terms = _numeric_terms(formula, columns)
+        if terms is not None:
+            spec = _NumericSpec(terms, tuple(_numeric_names(terms, _appearance_order(text))))
+            matrix = spec.matrix(columns, frame.n_rows, text)
+        else:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("error", DataMismatchWarning)
+                    model_matrix = formula.get_model_matrix(
+                        frame.get(), context=_CONTEXT, na_action="raise", output="numpy"
+                    )
+            except (FormulaicError, ValueError, TypeError, NameError, DataMismatchWarning) as error:
+                raise ValueError(f"Cannot evaluate {text!r} on the data: {error}") from None
+            spec = model_matrix.model_spec
+            matrix = _as_matrix(model_matrix, frame.n_rows)
+            _check_matrix(matrix, _spec_names(spec, text), text)
+        return spec, matrix
 
-    def _evaluate(self, spec, frame, text):
+    def _evaluate(self, spec, columns, n, text):
+        if isinstance(spec, _NumericSpec):
+            return spec.matrix(columns, n, text)
+        frame = pd.DataFrame(columns, index=pd.RangeIndex(n))
         _check_levels(spec, frame, text)
         try:
             with warnings.catch_warnings():
@@ -996,7 +1005,120 @@ class FormulaDesign:
             raise ValueError(f"In {text!r}: {warning}") from None
         except (FormulaicError, ValueError, TypeError, NameError) as error:
             raise ValueError(f"Cannot evaluate {text!r} on the data: {error}") from None
-        return np.asarray(matrix, dtype=np.float64).reshape(len(frame), len(spec.column_names))
+        matrix = np.asarray(matrix, dtype=np.float64).reshape(n, len(spec.column_names))
+        _check_matrix(matrix, _spec_names(spec, text), text)
+        return matrix
+
+
+class _LazyFrame:
+    """The checked columns as a pandas DataFrame, built only if formulaic needs one."""
+
+    def __init__(self, columns, n_rows):
+        self.columns = columns
+        self.n_rows = n_rows
+        self._frame = None
+
+    def get(self) -> pd.DataFrame:
+        if self._frame is None:
+            self._frame = pd.DataFrame(self.columns, index=pd.RangeIndex(self.n_rows))
+        return self._frame
+
+
+@dataclass(frozen=True)
+class _NumericSpec:
+    """The fitted form of a formula whose every term is a product of numeric columns.
+
+    formulaic materializes through pandas: about 0.6 ms per matrix at 4,000 rows and
+    half a second for ten columns at 1,000,000 rows. Products of numeric columns need
+    none of its machinery (no contrasts, no levels, no stateful transforms), so they
+    are formed here directly; any other term (a categorical, a function call) sends the
+    whole formula to formulaic.
+
+    Attributes
+    ----------
+    terms : tuple of tuple of str
+        Per column, the variables it multiplies (empty: the intercept).
+    names : tuple of str
+        lme4's column names.
+    """
+
+    terms: tuple
+    names: tuple
+
+    def matrix(self, columns, n, text):
+        """The model matrix of ``columns`` (a name -> values mapping) with ``n`` rows."""
+        out = np.empty((n, len(self.terms)))
+        for j, variables in enumerate(self.terms):
+            if not variables:
+                out[:, j] = 1.0
+                continue
+            for k, name in enumerate(variables):
+                values = columns[name]
+                if not isinstance(values, np.ndarray) or values.dtype.kind not in "iuf":
+                    raise ValueError(
+                        f"Variable {name!r} of {text!r} was numeric in the training data but "
+                        f"here it is {getattr(values, 'dtype', type(values).__name__)}."
+                    )
+                if k == 0:
+                    out[:, j] = values
+                else:
+                    out[:, j] *= values
+        _check_matrix(out, self.names, text)
+        return out
+
+
+def _numeric_terms(formula, columns):
+    """Each term of ``formula`` as the numeric columns it multiplies, or None when any
+    term needs formulaic (a categorical or logical variable, a call, another literal)."""
+    terms = []
+    for term in formula:
+        variables = []
+        for factor in term.factors:
+            if factor.eval_method is Factor.EvalMethod.LITERAL and factor.expr == "1":
+                continue
+            if factor.eval_method is not Factor.EvalMethod.LOOKUP:
+                return None
+            values = columns.get(factor.expr)
+            if not isinstance(values, np.ndarray) or values.dtype.kind not in "iuf":
+                return None
+            if factor.expr not in variables:
+                variables.append(factor.expr)
+        terms.append(tuple(variables))
+    return tuple(terms)
+
+
+def _numeric_names(terms, order):
+    """lme4's names of product columns: variables in order of first appearance in R."""
+    names = []
+    for variables in terms:
+        ranked = sorted(variables, key=lambda v: order.get(v, len(order)))
+        names.append(":".join(_r_name(v) for v in ranked) if ranked else INTERCEPT)
+    return names
+
+
+def _spec_names(spec, text):
+    """lme4's column names of a fitted spec (ours or formulaic's) of formula ``text``."""
+    if isinstance(spec, _NumericSpec):
+        return list(spec.names)
+    return _lme4_names(spec, _appearance_order(text))
+
+
+def _check_matrix(matrix, names, text):
+    """ValueError naming the first model column with a non-finite or overflowing value."""
+    top = np.abs(matrix).max(axis=0, initial=0.0) if matrix.size else np.zeros(0)
+    bad = np.flatnonzero(~(top <= MAX_MAGNITUDE))
+    if bad.size:
+        j = int(bad[0])
+        found = (
+            f"values up to {top[j]:.3g}, beyond {MAX_MAGNITUDE:.0e} (their squares overflow "
+            "float64)"
+            if np.isfinite(top[j])
+            else "NaN or infinite values"
+        )
+        raise ValueError(
+            f"Column {names[j]!r} of {text!r} has {found}: check or rescale the variables "
+            "it is computed from."
+        )
 
 
 def _as_matrix(model_matrix, n):
@@ -1144,14 +1266,15 @@ def _lme4_column_name(column, scoped, spec, order):
     return ":".join(piece for _, piece in pieces)
 
 
-def _group_labels(frame, group):
-    """Group label per row: the values themselves, or ``"v1:v2"`` strings for interactions."""
+def _group_labels(columns, group):
+    """Group label per row: the values themselves (a Categorical stays one: its codes are
+    the levels), or ``"v1:v2"`` strings for interactions."""
     if len(group) == 1:
-        column = frame[group[0]]
-        return np.asarray(column.to_numpy())
+        values = columns[group[0]]
+        return values if isinstance(values, pd.Categorical) else np.asarray(values)
     parts = []
     for name in group:
-        column = frame[name]
+        column = pd.Series(columns[name])
         if column.dtype.kind in "iu":
             parts.append(column.astype(str))
         else:

@@ -1,6 +1,7 @@
 """lme4 formula parsing and design matrices (sklmixed._formula)."""
 
 import pickle
+import re
 from pathlib import Path
 
 import numpy as np
@@ -381,3 +382,82 @@ def test_response_must_be_numeric(small):
     design = FormulaDesign("sex ~ x + (1 | school)").fit(small)
     with pytest.raises(ValueError, match="'sex' is not numeric"):
         design.response_vector(small)
+
+
+# -- numeric products are formed without formulaic; the same matrices and names -------
+
+
+@pytest.mark.parametrize(
+    "rhs",
+    [
+        "1 + x",
+        "x * z",
+        "0 + x + z:x",
+        "z:x + x",
+        "x + x:z:x",
+        "(x + z)^2",
+        "`x` + z - 1",
+    ],
+)
+def test_numeric_products_match_formulaic(small, rhs, monkeypatch):
+    from formulaic import Formula
+
+    import sklmixed._formula as formula_module
+
+    formula = f"y ~ {rhs} + ({rhs} | school)"
+    design = FormulaDesign(formula).fit(small)
+    assert isinstance(design._specs["fixed"], formula_module._NumericSpec)  # the fast path
+    with monkeypatch.context() as patch:
+        patch.setattr(formula_module, "_numeric_terms", lambda formula, columns: None)
+        reference = FormulaDesign(formula).fit(small)
+        assert not isinstance(reference._specs["fixed"], formula_module._NumericSpec)
+        expected_X = reference.fixed_matrix(small)
+        ((expected_term,),) = [reference.random_terms(small)]
+    assert design.fixed_names == reference.fixed_names
+    np.testing.assert_array_equal(design.fixed_matrix(small), expected_X)
+    (term,) = design.random_terms(small)
+    assert term.column_names == expected_term.column_names
+    np.testing.assert_array_equal(term.Z, expected_term.Z)
+    direct = Formula(rhs, _ordering="degree").get_model_matrix(small, output="numpy")
+    np.testing.assert_array_equal(design.fixed_matrix(small), np.asarray(direct))
+
+
+def test_numeric_column_turned_text_at_predict_is_named(small):
+    design = FormulaDesign("y ~ x + (1 | school)").fit(small)
+    with pytest.raises(ValueError, match="'x'.*numeric in the training data"):
+        design.fixed_matrix(small.assign(x=small.sex))
+
+
+@pytest.mark.parametrize(
+    "formula, column",
+    [
+        ("y ~ x + (1 | school)", "x"),
+        ("y ~ x:z + (1 | school)", "x:z"),
+        ("y ~ log(z) + (1 | school)", "log(z)"),  # log(0): through formulaic
+        ("y ~ 1 + (x | school)", "x"),
+    ],
+)
+def test_non_finite_model_column_is_named(small, formula, column):
+    data = small.assign(x=small.x.where(small.x != 2.0, np.inf))
+    with pytest.raises(ValueError, match=f"Column '{re.escape(column)}' .*NaN or infinite"):
+        FormulaDesign(formula).fit(data)
+
+
+def test_overflowing_model_column_is_named(small):
+    data = small.assign(x=small.x * 1e160)
+    with pytest.raises(ValueError, match="Column 'x' .*beyond 1e\\+150"):
+        FormulaDesign("y ~ x + (1 | school)").fit(data)
+
+
+def test_categorical_group_keeps_its_level_order(small):
+    data = small.assign(
+        batch=pd.Categorical(small.batch, categories=["B", "A", "unused"])
+    )
+    (term,) = FormulaDesign("y ~ x + (1 | batch)").fit(data).random_terms(data)
+    np.testing.assert_array_equal(np.asarray(term.labels, dtype=object), small.batch)
+    # As R's factor: levels in the categories' order, unused ones dropped.
+    from sklmixed import lmer
+
+    fit = lmer("y ~ x + (1 | batch)", data)
+    assert list(fit.levels_["batch"]) == ["B", "A"]
+    assert list(fit.random_effects_["batch"].index) == ["B", "A"]
