@@ -1047,7 +1047,7 @@ class _NumericSpec:
 
     def matrix(self, columns, n, text):
         """The model matrix of ``columns`` (a name -> values mapping) with ``n`` rows."""
-        out = np.empty((n, len(self.terms)))
+        out = np.empty((n, len(self.terms)), order="F")  # columns written and checked whole
         for j, variables in enumerate(self.terms):
             if not variables:
                 out[:, j] = 1.0
@@ -1105,7 +1105,10 @@ def _spec_names(spec, text):
 
 def _check_matrix(matrix, names, text):
     """ValueError naming the first model column with a non-finite or overflowing value."""
-    top = np.abs(matrix).max(axis=0, initial=0.0) if matrix.size else np.zeros(0)
+    if not matrix.size:
+        return
+    # Extremes per column without an |matrix| copy; NaN propagates through both.
+    top = np.maximum(-matrix.min(axis=0), matrix.max(axis=0))
     bad = np.flatnonzero(~(top <= MAX_MAGNITUDE))
     if bad.size:
         j = int(bad[0])
