@@ -307,7 +307,7 @@ def _fit_fixed_only(X, resid, offset, sqrt_weights, reml) -> CoreFit:
     n, p = X.shape
     L33 = _schur_cholesky(XY.T @ XY)
     factor = BlockedFactor(
-        (), np.zeros((0, 1, 1)), np.zeros((0, p + 1)), None, None, None, L33, 0.0
+        (), np.zeros((1, 1, 0)), np.zeros((1, 0, p + 1)), None, None, None, L33, 0.0
     )
     cp = SimpleNamespace(n_obs=n, n_fixed=p, sum_log_weights=sum_log_weights)
     crit = deviance_from_factor(factor, cp, reml)

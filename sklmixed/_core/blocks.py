@@ -17,6 +17,7 @@ independent of the number of rows.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import scipy.linalg
@@ -32,12 +33,18 @@ __all__ = ["CrossProducts", "BlockedFactor", "cross_products", "factorize"]
 class CrossProducts:
     """``[Z X y]ᵀ[Z X y]`` in the blocks the factorization needs (computed once per fit).
 
+    The first factor's per-level blocks are stored levels last: entry ``(a, b)`` of
+    every level's block is one contiguous vector, so that an update is a few vector
+    operations (or one matrix product) across levels rather than a stack of tiny
+    matrix products, which numpy runs one level at a time.
+
     Attributes
     ----------
-    A11 : ndarray of shape (m1, q1, q1)
-        Per-level ``Z₁ᵀZ₁`` blocks of the first factor.
-    Z1tXY : ndarray of shape (m1, q1, p + 1)
-        Per-level ``Z₁ᵀ[X y]``.
+    A11_entries : ndarray of shape (q1, q1, m1)
+        Per-level ``Z₁ᵀZ₁`` blocks of the first factor, levels last (``A11`` is the
+        level-major view).
+    Z1tXY_rows : ndarray of shape (q1, m1, p + 1)
+        Per-level ``Z₁ᵀ[X y]``, levels in the middle (``Z1tXY`` is the level-major view).
     A21 : ndarray of shape (nnzb, q1) or None
         Non-zero column blocks of ``Z₂ᵀZ₁``: entry ``k`` is row ``A21_rows[k]`` of
         ``Z₂ᵀZ₁`` restricted to the columns of level ``A21_levels[k]`` of factor 1.
@@ -59,8 +66,8 @@ class CrossProducts:
         ``Σ log wᵢ`` of the prior weights (0 when unweighted).
     """
 
-    A11: np.ndarray
-    Z1tXY: np.ndarray
+    A11_entries: np.ndarray
+    Z1tXY_rows: np.ndarray
     A21: np.ndarray | None
     A21_rows: np.ndarray | None
     A21_levels: np.ndarray | None
@@ -77,6 +84,16 @@ class CrossProducts:
     @property
     def has_second_block(self) -> bool:
         return self.A22 is not None
+
+    @property
+    def A11(self) -> np.ndarray:
+        """Per-level ``Z₁ᵀZ₁`` blocks, shape (m1, q1, q1) (a view)."""
+        return self.A11_entries.transpose(2, 0, 1)
+
+    @property
+    def Z1tXY(self) -> np.ndarray:
+        """Per-level ``Z₁ᵀ[X y]``, shape (m1, q1, p + 1) (a view)."""
+        return self.Z1tXY_rows.transpose(1, 0, 2)
 
 
 def _term_matrix(term: RandomTerm, sqrt_weights, offset: int, width: int, rows=slice(None)):
@@ -123,7 +140,7 @@ def cross_products(X, y, terms, sqrt_weights=None) -> CrossProducts:
     Q2 = int(sum(widths))
     offsets = np.concatenate([[0], np.cumsum(widths)[:-1]]).astype(int)
 
-    A11 = np.zeros((m1, q1, q1))
+    A11 = np.zeros((q1, q1, m1))
     Z1tXY = np.zeros((Q1, p + 1))
     Z2tXY = np.zeros((Q2, p + 1))
     XYtXY = np.zeros((p + 1, p + 1))
@@ -139,12 +156,12 @@ def cross_products(X, y, terms, sqrt_weights=None) -> CrossProducts:
         codes = first.codes[rows]
         for a in range(q1):
             for b in range(a + 1):
-                A11[:, a, b] += np.bincount(codes, Z1cols[:, a] * Z1cols[:, b], minlength=m1)
+                A11[a, b] += np.bincount(codes, Z1cols[:, a] * Z1cols[:, b], minlength=m1)
         for term, offset in zip(rest, offsets):
             Z2tXY += _term_matrix(term, sqrt_weights, offset, Q2, rows).T @ XY
     lower = np.tril_indices(q1, -1)
-    A11[:, lower[1], lower[0]] = A11[:, lower[0], lower[1]]
-    Z1tXY = Z1tXY.reshape(m1, q1, p + 1)
+    A11[lower[1], lower[0]] = A11[lower[0], lower[1]]
+    Z1tXY = np.ascontiguousarray(Z1tXY.reshape(m1, q1, p + 1).transpose(1, 0, 2))
     sum_log_weights = 0.0 if sqrt_weights is None else float(2.0 * np.log(sqrt_weights).sum())
     A21 = A21_rows = A21_levels = A22 = None
     pairs = (None, None, None)
@@ -163,8 +180,8 @@ def cross_products(X, y, terms, sqrt_weights=None) -> CrossProducts:
         A21_levels = (keys % m1).astype(np.intp)
         pairs = _level_pairs(A21, A21_rows, A21_levels, m1, Q2)
     return CrossProducts(
-        A11=A11,
-        Z1tXY=Z1tXY,
+        A11_entries=A11,
+        Z1tXY_rows=Z1tXY,
         A21=A21,
         A21_rows=A21_rows,
         A21_levels=A21_levels,
@@ -210,10 +227,14 @@ class BlockedFactor:
 
     Attributes
     ----------
-    L11 : ndarray of shape (m1, q1, q1)
-        Per-level Cholesky factors of ``T₁ᵀ A₁₁ T₁ + I``.
-    L31t : ndarray of shape (Q1, p + 1)
-        ``L₃₁ᵀ``: rows of ``L`` for ``[X y]`` against block 1, transposed.
+    T : tuple of ndarray
+        The relative covariance factor of each term.
+    L11_entries : ndarray of shape (q1, q1, m1)
+        Per-level lower Cholesky factors of ``T₁ᵀ A₁₁ T₁ + I``, levels last
+        (``L11`` is the level-major view).
+    C1_rows : ndarray of shape (q1, m1, p + 1)
+        ``L₃₁ᵀ`` levels in the middle: ``L₁₁⁻¹ T₁ᵀ Z₁ᵀ[X y]`` per level (``L31t`` is
+        the level-major copy).
     G : scipy.sparse.csr_array of shape (Q2, Q1) or None
         ``Z₂ᵀZ₁Λ₁L₁₁⁻ᵀ``, so that ``L₂₁ = Λ₂ᵀ G``.
     L22 : ndarray of shape (Q2, Q2) or None
@@ -228,13 +249,24 @@ class BlockedFactor:
     """
 
     T: tuple
-    L11: np.ndarray
-    L31t: np.ndarray
+    L11_entries: np.ndarray
+    C1_rows: np.ndarray
     G: sp.csr_array | None
     L22: np.ndarray | None
     L32t: np.ndarray | None
     L33: np.ndarray
     logdet_L: float
+
+    @property
+    def L11(self) -> np.ndarray:
+        """Per-level Cholesky factors of block 1, shape (m1, q1, q1) (a view)."""
+        return self.L11_entries.transpose(2, 0, 1)
+
+    @cached_property
+    def L31t(self) -> np.ndarray:
+        """``L₃₁ᵀ``, shape (Q1, p + 1), rows level-major as the columns of ``Z₁``."""
+        q1, m1, k = self.C1_rows.shape
+        return np.ascontiguousarray(self.C1_rows.transpose(1, 0, 2)).reshape(m1 * q1, k)
 
     @property
     def logdet_RX(self) -> float:
@@ -293,30 +325,32 @@ def factorize(cp: CrossProducts, terms, theta) -> BlockedFactor:
     """
     T = split_theta(theta, terms)
     T1 = T[0]
-    m1, q1, k = cp.Z1tXY.shape
+    A, W = cp.A11_entries, cp.Z1tXY_rows
+    q1, m1, k = W.shape
     if q1 == 1:
-        # Scalar blocks: no batched LAPACK calls, just vector arithmetic.
+        # Scalar blocks: vector arithmetic only.
         t = T1[0, 0]
-        l11 = np.sqrt(t * t * cp.A11[:, 0, 0] + 1.0)
-        L11 = l11[:, None, None]
-        L31t = (t / l11)[:, None] * cp.Z1tXY[:, 0, :]
-        logdet_L = 2.0 * np.log(l11).sum()
+        l11 = np.sqrt(t * t * A[0, 0] + 1.0)
+        L11 = l11[None, None, :]
+        C1 = ((t / l11)[:, None] * W[0])[None]
     elif q1 == 2:
-        L11, L31t, logdet_L = _factor_levels_2x2(T1, cp.A11, cp.Z1tXY)
+        L11, C1 = _factor_levels_2x2(T1, A, W)
     else:
-        M = T1.T @ cp.A11 @ T1
-        M[:, np.arange(q1), np.arange(q1)] += 1.0
-        L11 = batched_cholesky(M)
-        L31t = batched_forward_solve(L11, T1.T @ cp.Z1tXY).reshape(m1 * q1, k)
-        logdet_L = 2.0 * np.log(np.diagonal(L11, axis1=1, axis2=2)).sum()
-    S33 = cp.XYtXY - L31t.T @ L31t
+        M = _congruence(T1, A)
+        M[np.arange(q1), np.arange(q1)] += 1.0
+        L11 = _cholesky_levels(M)
+        C1 = _forward_solve_levels(L11, (T1.T @ W.reshape(q1, m1 * k)).reshape(q1, m1, k))
+    logdet_L = 2.0 * sum(np.log(L11[a, a]).sum() for a in range(q1))
+    C1_flat = C1.reshape(q1 * m1, k)  # row order is irrelevant to the Gram matrix
+    S33 = cp.XYtXY - C1_flat.T @ C1_flat
     G = L22 = L32t = None
     if cp.has_second_block:
-        G, L22, L32t = _factorize_second_block(cp, terms[1:], T, L11, L31t)
+        L31t = np.ascontiguousarray(C1.transpose(1, 0, 2)).reshape(m1 * q1, k)
+        G, L22, L32t = _factorize_second_block(cp, terms[1:], T, L11.transpose(2, 0, 1), L31t)
         S33 -= L32t.T @ L32t
         logdet_L += 2.0 * np.log(np.diag(L22)).sum()
     L33 = _schur_cholesky(S33)
-    return BlockedFactor(T, L11, L31t, G, L22, L32t, L33, float(logdet_L))
+    return BlockedFactor(T, L11, C1, G, L22, L32t, L33, float(logdet_L))
 
 
 def _factorize_second_block(cp: CrossProducts, block_terms, T, L11, L31t):
@@ -339,72 +373,81 @@ def _factorize_second_block(cp: CrossProducts, block_terms, T, L11, L31t):
     return G, L22, L32t
 
 
-def _factor_levels_2x2(T, A11, Z1tXY):
+def _factor_levels_2x2(T, A, W):
     """Closed-form factorization for the commonest random slope, ``(1 + x | g)``.
 
-    Per level: ``L Lᵀ = Tᵀ A T + I`` and ``C = L⁻¹ Tᵀ Z₁ᵀ[X y]``, written out for
-    2 × 2 blocks so that an evaluation is a score of vector operations across levels.
+    Per level: ``L Lᵀ = Tᵀ A T + I`` and ``C = L⁻¹ Tᵀ W`` with ``W = Z₁ᵀ[X y]``,
+    written out for 2 × 2 blocks (levels-last layouts, see :class:`CrossProducts`).
     """
     t0, t1, t2 = T[0, 0], T[1, 0], T[1, 1]
-    a, b, c = A11[:, 0, 0], A11[:, 1, 0], A11[:, 1, 1]
+    a, b, c = A[0, 0], A[1, 0], A[1, 1]
     l00 = np.sqrt(1.0 + t0 * t0 * a + 2.0 * t0 * t1 * b + t1 * t1 * c)
     l10 = t2 * (t0 * b + t1 * c) / l00
     l11 = np.sqrt(1.0 + t2 * t2 * c - l10 * l10)
-    z0, z1 = Z1tXY[:, 0, :], Z1tXY[:, 1, :]
-    C = np.empty_like(Z1tXY)
-    C[:, 0, :] = (t0 * z0 + t1 * z1) / l00[:, None]
-    C[:, 1, :] = (t2 * z1 - l10[:, None] * C[:, 0, :]) / l11[:, None]
-    L = np.zeros_like(A11)
-    L[:, 0, 0], L[:, 1, 0], L[:, 1, 1] = l00, l10, l11
-    logdet = 2.0 * (np.log(l00).sum() + np.log(l11).sum())
-    return L, C.reshape(-1, Z1tXY.shape[2]), logdet
+    C = np.empty_like(W)
+    C[0] = (t0 * W[0] + t1 * W[1]) / l00[:, None]
+    C[1] = (t2 * W[1] - l10[:, None] * C[0]) / l11[:, None]
+    L = np.zeros_like(A)
+    L[0, 0], L[1, 0], L[1, 1] = l00, l10, l11
+    return L, C
 
 
-# Up to this block size the batched factorizations below loop over the block's
-# entries with one vector operation across levels each, which beats numpy's
-# per-matrix LAPACK calls for the small blocks of random slopes.
+def _congruence(T, A):
+    """``Tᵀ A T`` for every level of ``A`` (q, q, m), as two matrix products."""
+    q, _, m = A.shape
+    Y = (T.T @ A.reshape(q, q * m)).reshape(q, q, m)  # Y[a, j] = Σᵢ T[i, a] A[i, j]
+    # Σⱼ T[j, b] Y[a, j] is entry (b, a) of the symmetric product.
+    return (T.T @ Y.transpose(1, 0, 2).reshape(q, q * m)).reshape(q, q, m)
+
+
+# Up to this block size the factorizations below loop over the block's entries with
+# one vector operation across levels each; beyond it LAPACK's batched routines win.
 _UNROLL_MAX_Q = 4
 
 
-def batched_cholesky(M):
-    """Lower Cholesky factors of a stack of small SPD matrices, shape (m, q, q)."""
-    q = M.shape[1]
+def _cholesky_levels(M):
+    """Lower Cholesky factors of SPD blocks stored levels last, shape (q, q, m)."""
+    q = M.shape[0]
     if q > _UNROLL_MAX_Q:
-        return np.linalg.cholesky(M)
+        return np.linalg.cholesky(M.transpose(2, 0, 1)).transpose(1, 2, 0)
     L = np.zeros_like(M)
     for j in range(q):
-        d = M[:, j, j] - np.einsum("mk,mk->m", L[:, j, :j], L[:, j, :j])
-        L[:, j, j] = np.sqrt(d)
+        d = M[j, j] - np.einsum("km,km->m", L[j, :j], L[j, :j])
+        L[j, j] = np.sqrt(d)
         for i in range(j + 1, q):
-            L[:, i, j] = (M[:, i, j] - np.einsum("mk,mk->m", L[:, i, :j], L[:, j, :j])) / L[:, j, j]
+            L[i, j] = (M[i, j] - np.einsum("km,km->m", L[i, :j], L[j, :j])) / L[j, j]
     return L
+
+
+def _forward_solve_levels(L, W):
+    """``L⁻¹ W`` per level for ``L`` (q, q, m) levels last and ``W`` (q, m, k)."""
+    q = L.shape[0]
+    if q > _UNROLL_MAX_Q:
+        solved = np.linalg.solve(L.transpose(2, 0, 1), W.transpose(1, 0, 2))
+        return np.ascontiguousarray(solved.transpose(1, 0, 2))
+    C = np.empty_like(W)
+    for i in range(q):
+        C[i] = (W[i] - np.einsum("jm,jmk->mk", L[i, :i], C[:i])) / L[i, i][:, None]
+    return C
 
 
 def inverse_lower(L):
     """Inverses of a stack of small lower triangular matrices, shape (m, q, q)."""
-    q = L.shape[1]
-    if q == 1:
-        return 1.0 / L
-    if q == 2:
-        inv = np.zeros_like(L)
-        inv[:, 0, 0] = 1.0 / L[:, 0, 0]
-        inv[:, 1, 1] = 1.0 / L[:, 1, 1]
-        inv[:, 1, 0] = -L[:, 1, 0] * inv[:, 0, 0] * inv[:, 1, 1]
-        return inv
-    return np.linalg.inv(L)
+    return inverse_lower_levels(L.transpose(1, 2, 0)).transpose(2, 0, 1)
 
 
-def batched_forward_solve(L, W):
-    """``L⁻¹ W`` for stacks of small lower triangular ``L`` (m, q, q) and ``W`` (m, q, k)."""
-    q = L.shape[1]
+def inverse_lower_levels(L):
+    """Inverses of small lower triangular blocks stored levels last, shape (q, q, m)."""
+    q = L.shape[0]
     if q > _UNROLL_MAX_Q:
-        return np.linalg.solve(L, W)
-    C = np.empty_like(W)
+        return np.linalg.inv(L.transpose(2, 0, 1)).transpose(1, 2, 0)
+    inv = np.zeros_like(L)
     for i in range(q):
-        C[:, i, :] = (W[:, i, :] - np.einsum("mj,mjk->mk", L[:, i, :i], C[:, :i, :])) / L[
-            :, i, i, None
-        ]
-    return C
+        inv[i, i] = 1.0 / L[i, i]
+        for j in range(i):
+            # Row i of L times column j of the inverse is zero below the diagonal.
+            inv[i, j] = -np.einsum("km,km->m", L[i, j:i], inv[j:i, j]) * inv[i, i]
+    return inv
 
 
 def _gram(cp: CrossProducts, G, B1, Q2):

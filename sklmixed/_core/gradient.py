@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import solve_triangular
 
-from .blocks import CrossProducts, factorize, inverse_lower
+from .blocks import CrossProducts, factorize, inverse_lower_levels
 from .deviance import deviance_from_factor
 
 __all__ = ["objective_and_gradient"]
@@ -50,29 +50,34 @@ def objective_and_gradient(theta, cp: CrossProducts, terms, reml: bool):
         return value, np.zeros_like(theta)
     term = terms[0]
     T = factor.T[0]
-    m, q, k = cp.Z1tXY.shape
+    # Levels-last layouts (see CrossProducts): A (q, q, m), W, C, U, V (q, m, k).
+    A, W = cp.A11_entries, cp.Z1tXY_rows
+    q, m, k = W.shape
     p = k - 1
-    L_inv = inverse_lower(factor.L11)
-    M_inv = L_inv.transpose(0, 2, 1) @ L_inv
-    C = factor.L31t.reshape(m, q, k)
-    V = L_inv.transpose(0, 2, 1) @ C  # M⁻¹ Tᵀ W
-    U = cp.Z1tXY - cp.A11 @ (T @ V)  # W − A T V
+    L_inv = inverse_lower_levels(factor.L11_entries)
+    M_inv = np.einsum("bam,bcm->acm", L_inv, L_inv)  # L⁻ᵀ L⁻¹
+    V = np.einsum("bam,bmk->amk", L_inv, factor.C1_rows)  # M⁻¹ Tᵀ W = L⁻ᵀ C
+    TV = (T @ V.reshape(q, m * k)).reshape(q, m, k)
+    U = W - np.einsum("abm,bmk->amk", A, TV)  # W − A T V
 
     L33 = factor.L33
     beta = solve_triangular(L33[:p, :p].T, L33[p, :p], lower=False, check_finite=False)
     gamma = np.append(-beta, 1.0)
     pwrss = factor.pwrss
 
-    d_logdet_L = 2.0 * (cp.A11 @ T @ M_inv).sum(axis=0)
-    Ug, Vg = U @ gamma, V @ gamma  # (m, q)
-    d_pwrss = -2.0 * (Ug.T @ Vg)
+    AT = np.einsum("rjm,jl->rlm", A, T)
+    d_logdet_L = 2.0 * np.einsum("rlm,lcm->rc", AT, M_inv)
+    Ug, Vg = U @ gamma, V @ gamma  # (q, m)
+    d_pwrss = -2.0 * (Ug @ Vg.T)
     n = cp.n_obs
     if reml:
         RX = L33[:p, :p]
         # S_xx⁻¹ = R_X⁻ᵀ R_X⁻¹, applied to the x-columns of U and V.
         Ux = solve_triangular(RX, U[:, :, :p].reshape(-1, p).T, lower=True, check_finite=False)
         Vx = solve_triangular(RX, V[:, :, :p].reshape(-1, p).T, lower=True, check_finite=False)
-        d_logdet_RX = -2.0 * np.einsum("jmr,jmc->rc", Ux.reshape(p, m, q), Vx.reshape(p, m, q))
+        d_logdet_RX = -2.0 * np.tensordot(
+            Ux.reshape(p, q, m), Vx.reshape(p, q, m), axes=([0, 2], [0, 2])
+        )
         G = d_logdet_L + d_logdet_RX + (n - p) * d_pwrss / pwrss
     else:
         G = d_logdet_L + n * d_pwrss / pwrss

@@ -1,0 +1,59 @@
+"""The numerical core on its own: layouts, small-block kernels and the gradient."""
+
+import numpy as np
+import pytest
+
+from sklmixed._core.blocks import cross_products, factorize, inverse_lower
+from sklmixed._core.deviance import objective
+from sklmixed._core.gradient import objective_and_gradient
+from sklmixed._core.terms import RandomTerm
+
+
+def _problem(q, n=600, m=40, p=3, weighted=False, seed=0):
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(0, m, size=n)
+    columns = np.column_stack([np.ones(n), rng.normal(size=(n, q - 1))])
+    X = np.column_stack([np.ones(n), rng.normal(size=(n, p - 1))])
+    b = rng.normal(size=(m, q)) * 0.7
+    y = X @ rng.normal(size=p) + (columns * b[codes]).sum(axis=1) + rng.normal(size=n)
+    term = RandomTerm(codes, columns, m, (tuple(range(q)),))
+    sqrt_weights = np.sqrt(rng.uniform(0.5, 2.0, size=n)) if weighted else None
+    cp = cross_products(X, y, [term], sqrt_weights)
+    theta = np.zeros(term.n_theta)
+    theta[term.theta_rows == term.theta_cols] = rng.uniform(0.3, 1.2, size=q)
+    theta[term.theta_rows != term.theta_cols] = rng.uniform(-0.4, 0.4, size=term.n_theta - q)
+    return cp, [term], theta
+
+
+@pytest.mark.parametrize("q", [1, 2, 3, 5])  # closed forms, unrolled loops, LAPACK
+@pytest.mark.parametrize("reml", [True, False])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_gradient_matches_central_differences(q, reml, weighted):
+    cp, terms, theta = _problem(q, weighted=weighted)
+    value, gradient = objective_and_gradient(theta, cp, terms, reml)
+    assert value == pytest.approx(objective(theta, cp, terms, reml), rel=1e-12)
+    h = 1e-6
+    numeric = np.array(
+        [
+            (objective(theta + h * e, cp, terms, reml) - objective(theta - h * e, cp, terms, reml))
+            / (2 * h)
+            for e in np.eye(theta.size)
+        ]
+    )
+    np.testing.assert_allclose(gradient, numeric, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("q", [1, 2, 3, 5])
+def test_first_block_factor_solves_its_levels(q):
+    """Per level, ``L Lᵀ = Tᵀ A T + I`` and ``L C = Tᵀ Z₁ᵀ[X y]``, in both layouts."""
+    cp, terms, theta = _problem(q, seed=q)
+    factor = factorize(cp, terms, theta)
+    T = factor.T[0]
+    M = T.T @ cp.A11 @ T + np.eye(q)
+    np.testing.assert_allclose(factor.L11 @ factor.L11.transpose(0, 2, 1), M, rtol=1e-12)
+    m, _, k = cp.Z1tXY.shape
+    C = factor.L31t.reshape(m, q, k)
+    np.testing.assert_allclose(factor.L11 @ C, T.T @ cp.Z1tXY, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(
+        inverse_lower(factor.L11), np.linalg.inv(factor.L11), rtol=1e-12, atol=1e-15
+    )
