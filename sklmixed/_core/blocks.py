@@ -340,7 +340,7 @@ def factorize(cp: CrossProducts, terms, theta) -> BlockedFactor:
         M[np.arange(q1), np.arange(q1)] += 1.0
         L11 = _cholesky_levels(M)
         C1 = _forward_solve_levels(L11, (T1.T @ W.reshape(q1, m1 * k)).reshape(q1, m1, k))
-    logdet_L = 2.0 * sum(np.log(L11[a, a]).sum() for a in range(q1))
+    logdet_L = 2.0 * np.log(L11.reshape(q1 * q1, m1)[:: q1 + 1]).sum()  # the diagonals
     C1_flat = C1.reshape(q1 * m1, k)  # row order is irrelevant to the Gram matrix
     S33 = cp.XYtXY - C1_flat.T @ C1_flat
     G = L22 = L32t = None
@@ -376,19 +376,29 @@ def _factorize_second_block(cp: CrossProducts, block_terms, T, L11, L31t):
 def _factor_levels_2x2(T, A, W):
     """Closed-form factorization for the commonest random slope, ``(1 + x | g)``.
 
-    Per level: ``L Lᵀ = Tᵀ A T + I`` and ``C = L⁻¹ Tᵀ W`` with ``W = Z₁ᵀ[X y]``,
-    written out for 2 × 2 blocks (levels-last layouts, see :class:`CrossProducts`).
+    Per level: ``L Lᵀ = Tᵀ A T + I`` and ``C = L⁻¹ Tᵀ W`` with ``W = Z₁ᵀ[X y]``
+    (levels-last layouts, see :class:`CrossProducts`). The three distinct entries of
+    ``Tᵀ A T`` come from one matrix product with the four entries of ``A``.
     """
-    t0, t1, t2 = T[0, 0], T[1, 0], T[1, 1]
-    a, b, c = A[0, 0], A[1, 0], A[1, 1]
-    l00 = np.sqrt(1.0 + t0 * t0 * a + 2.0 * t0 * t1 * b + t1 * t1 * c)
-    l10 = t2 * (t0 * b + t1 * c) / l00
-    l11 = np.sqrt(1.0 + t2 * t2 * c - l10 * l10)
-    C = np.empty_like(W)
-    C[0] = (t0 * W[0] + t1 * W[1]) / l00[:, None]
-    C[1] = (t2 * W[1] - l10[:, None] * C[0]) / l11[:, None]
+    t00, t10, t11 = float(T[0, 0]), float(T[1, 0]), float(T[1, 1])
+    # Rows: the weights of A's entries (0,0), (0,1), (1,0), (1,1) in (TᵀAT)[0,0],
+    # [1,0] and [1,1] (T is lower triangular; A is symmetric).
+    weights = np.array(
+        [
+            [t00 * t00, t00 * t10, t00 * t10, t10 * t10],
+            [0.0, 0.0, t11 * t00, t11 * t10],
+            [0.0, 0.0, 0.0, t11 * t11],
+        ]
+    )
+    m00, m10, m11 = weights @ A.reshape(4, -1)
     L = np.zeros_like(A)
-    L[0, 0], L[1, 0], L[1, 1] = l00, l10, l11
+    l00 = L[0, 0] = np.sqrt(m00 + 1.0)
+    l10 = L[1, 0] = m10 / l00
+    l11 = L[1, 1] = np.sqrt(m11 + 1.0 - l10 * l10)
+    C = (T.T @ W.reshape(2, -1)).reshape(W.shape)
+    C[0] /= l00[:, None]
+    C[1] -= l10[:, None] * C[0]
+    C[1] /= l11[:, None]
     return L, C
 
 
