@@ -724,6 +724,48 @@ def _appearance_order(text):
     return order
 
 
+class _FormulaLayout(NamedTuple):
+    """What a formula's text alone determines (cached: shared, never modified)."""
+
+    parsed: ParsedFormula
+    fixed_formula: Formula
+    fixed_variables: tuple
+    lhs_formulas: dict
+    bar_variables: tuple
+    variables: tuple
+
+
+@lru_cache(maxsize=256)
+def _formula_layout(formula):
+    parsed = parse_formula(formula)
+    fixed_formula = _formulaic_formula(parsed.fixed, formula)
+    fixed_variables = _formula_variables(fixed_formula, formula)
+    lhs_formulas, bar_variables = {}, []
+    for bar in parsed.bars:
+        if bar.lhs not in lhs_formulas:
+            lhs_formulas[bar.lhs] = _formulaic_formula(bar.lhs, formula)
+        lhs_vars = _formula_variables(lhs_formulas[bar.lhs], formula)
+        bar_variables.append(tuple(lhs_vars + [g for g in bar.group if g not in lhs_vars]))
+    # In order of first appearance in the text (nesting lists groups inner first).
+    first = {}
+    for tok in _tokenize(formula):
+        if tok.kind == "name":
+            first.setdefault(tok.text.strip("`"), tok.start)
+    variables = []
+    for name in fixed_variables + [v for group in bar_variables for v in group]:
+        if name not in variables and name != parsed.response:
+            variables.append(name)
+    variables.sort(key=lambda v: first.get(v, len(formula)))
+    return _FormulaLayout(
+        parsed,
+        fixed_formula,
+        tuple(fixed_variables),
+        lhs_formulas,
+        tuple(bar_variables),
+        tuple(variables),
+    )
+
+
 # ---------------------------------------------------------------------------------
 # Design: formulaic model specs fitted on training data, reused on new data
 # ---------------------------------------------------------------------------------
@@ -793,27 +835,14 @@ class FormulaDesign:
 
     def __init__(self, formula: str):
         self.formula = formula
-        self.parsed = parse_formula(formula)
-        self.response = self.parsed.response
-        self._fixed_formula = _formulaic_formula(self.parsed.fixed, formula)
-        self._fixed_variables = _formula_variables(self._fixed_formula, formula)
-        self._lhs_formulas = {}
-        self._bar_variables = []
-        for bar in self.parsed.bars:
-            if bar.lhs not in self._lhs_formulas:
-                self._lhs_formulas[bar.lhs] = _formulaic_formula(bar.lhs, formula)
-            lhs_vars = _formula_variables(self._lhs_formulas[bar.lhs], formula)
-            self._bar_variables.append(lhs_vars + [g for g in bar.group if g not in lhs_vars])
-        # In order of first appearance in the text (nesting lists groups inner first).
-        first = {}
-        for tok in _tokenize(formula):
-            if tok.kind == "name":
-                first.setdefault(tok.text.strip("`"), tok.start)
-        variables = []
-        for name in self._fixed_variables + sum(self._bar_variables, []):
-            if name not in variables and name != self.response:
-                variables.append(name)
-        self.variables = sorted(variables, key=lambda v: first.get(v, len(formula)))
+        layout = _formula_layout(formula)
+        self.parsed = layout.parsed
+        self.response = layout.parsed.response
+        self.variables = list(layout.variables)
+        self._fixed_formula = layout.fixed_formula
+        self._fixed_variables = list(layout.fixed_variables)
+        self._lhs_formulas = dict(layout.lhs_formulas)
+        self._bar_variables = [list(v) for v in layout.bar_variables]
         self._specs = None
 
     # -- public ---------------------------------------------------------------------
@@ -961,14 +990,18 @@ class FormulaDesign:
             column = data[name]
             if isinstance(column, pd.DataFrame):
                 raise ValueError(f"The data has several columns named {name!r}.")
-            nulls = column.isna().to_numpy()
+            values = _plain_values(column, fitting)
+            if isinstance(values, np.ndarray) and values.dtype.kind == "f":
+                nulls = np.isnan(values)  # what pandas would check, without a Series
+            else:
+                nulls = column.isna().to_numpy()
             if nulls.any():
                 raise ValueError(
                     f"Column {name!r} has {int(nulls.sum())} missing value(s) (NaN/NA), "
                     f"first at row {int(np.flatnonzero(nulls)[0])}; rows are never dropped "
                     "silently: remove or impute them first."
                 )
-            columns[name] = _plain_values(column, fitting)
+            columns[name] = values
         return columns
 
     def _fit_matrix(self, formula, columns, frame, text):

@@ -236,7 +236,13 @@ def test_power_inside_I_is_arithmetic(small):
 def test_power_outside_I_is_interaction(small):
     design = FormulaDesign("y ~ (x + z + sex)^2 + (1 | school)").fit(small)
     assert design.fixed_names == [
-        "(Intercept)", "x", "z", "sexM", "x:z", "x:sexM", "z:sexM",
+        "(Intercept)",
+        "x",
+        "z",
+        "sexM",
+        "x:z",
+        "x:sexM",
+        "z:sexM",
     ]
 
 
@@ -255,7 +261,12 @@ def test_logical_column_is_a_factor_as_in_r(small):
 
 def test_factor_of_a_numeric_column(small):
     design = FormulaDesign("y ~ factor(school) + (1 | sex)").fit(small)
-    assert design.fixed_names == ["(Intercept)", "factor(school)2", "factor(school)3", "factor(school)4"]
+    assert design.fixed_names == [
+        "(Intercept)",
+        "factor(school)2",
+        "factor(school)3",
+        "factor(school)4",
+    ]
 
 
 def test_double_vert_keeps_a_factors_columns_together(small):
@@ -273,7 +284,9 @@ def test_nested_and_interaction_group_labels(small):
     design = FormulaDesign("y ~ 1 + (1 | batch/cask) + (1 | batch:cask)").fit(small)
     nested, outer, interaction = design.random_terms(small)
     assert (nested.group_name, outer.group_name, interaction.group_name) == (
-        "cask:batch", "batch", "batch:cask",
+        "cask:batch",
+        "batch",
+        "batch:cask",
     )
     # Labels follow the factor's name, as lme4's levels do ("a:A" for cask:batch).
     assert list(nested.labels[:4]) == ["a:A", "a:A", "b:A", "b:A"]
@@ -303,7 +316,9 @@ def test_new_data_reuses_levels_and_transforms(small):
 
 def test_new_data_categorical_with_other_level_order(small):
     design = FormulaDesign("y ~ sex + (1 | school)").fit(small)
-    new = pd.DataFrame({"sex": pd.Categorical(["M", "F"], categories=["M", "F", "X"]), "school": [1, 1]})
+    new = pd.DataFrame(
+        {"sex": pd.Categorical(["M", "F"], categories=["M", "F", "X"]), "school": [1, 1]}
+    )
     np.testing.assert_array_equal(design.fixed_matrix(new), [[1.0, 1.0], [1.0, 0.0]])
 
 
@@ -450,9 +465,7 @@ def test_overflowing_model_column_is_named(small):
 
 
 def test_categorical_group_keeps_its_level_order(small):
-    data = small.assign(
-        batch=pd.Categorical(small.batch, categories=["B", "A", "unused"])
-    )
+    data = small.assign(batch=pd.Categorical(small.batch, categories=["B", "A", "unused"]))
     (term,) = FormulaDesign("y ~ x + (1 | batch)").fit(data).random_terms(data)
     np.testing.assert_array_equal(np.asarray(term.labels, dtype=object), small.batch)
     # As R's factor: levels in the categories' order, unused ones dropped.
