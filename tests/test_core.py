@@ -57,3 +57,27 @@ def test_first_block_factor_solves_its_levels(q):
     np.testing.assert_allclose(
         inverse_lower(factor.L11), np.linalg.inv(factor.L11), rtol=1e-12, atol=1e-15
     )
+
+
+def test_central_differences_hessian_of_a_smooth_function():
+    from sklmixed._core.optimize import _central_differences
+
+    def fun(t):
+        return np.exp(t[0]) * np.cos(t[1]) + t[0] * t[2] ** 2 + 3.0 * t[1] * t[2]
+
+    theta = np.array([0.3, -0.7, 1.1])
+    x, y, z = theta
+    gradient = np.array(
+        [np.exp(x) * np.cos(y) + z**2, -np.exp(x) * np.sin(y) + 3 * z, 2 * x * z + 3 * y]
+    )
+    hessian = np.array(
+        [
+            [np.exp(x) * np.cos(y), -np.exp(x) * np.sin(y), 2 * z],
+            [-np.exp(x) * np.sin(y), -np.exp(x) * np.cos(y), 3.0],
+            [2 * z, 3.0, 2 * x],
+        ]
+    )
+    g, H, n_evals = _central_differences(fun, theta, fun(theta), np.full(3, 1e-4))
+    assert n_evals == 3 * 3 + 3
+    np.testing.assert_allclose(g, gradient, rtol=1e-7)
+    np.testing.assert_allclose(H, hessian, rtol=1e-5, atol=1e-6)

@@ -298,24 +298,27 @@ def _gradient_and_hessian(gradient, theta, h):
 
 
 def _central_differences(fun, theta, fmin, h):
-    """Gradient and Hessian of ``fun`` at θ from ``2k²`` values around it."""
+    """Gradient and Hessian of ``fun`` at θ from ``k² + k`` values around it.
+
+    Off the diagonal, ``f(θ + hᵢ + hⱼ) + f(θ − hᵢ − hⱼ)`` differs from ``2 f(θ)`` by
+    ``hᵢ² Hᵢᵢ + 2 hᵢhⱼ Hᵢⱼ + hⱼ² Hⱼⱼ`` up to fourth order, and the axis points already
+    give the diagonal terms: two values per pair instead of four, as accurate.
+    """
     k = theta.size
     f_plus, f_minus = np.empty(k), np.empty(k)
     H = np.empty((k, k))
-    n_evals = 0
+    steps = np.diag(h)
     for i in range(k):
-        e = np.zeros(k)
-        e[i] = h[i]
-        f_plus[i], f_minus[i] = fun(theta + e), fun(theta - e)
-        n_evals += 2
+        f_plus[i], f_minus[i] = fun(theta + steps[i]), fun(theta - steps[i])
         H[i, i] = (f_plus[i] - 2.0 * fmin + f_minus[i]) / h[i] ** 2
+    n_evals = 2 * k
+    for i in range(k):
         for j in range(i):
-            d = np.zeros(k)
-            d[j] = h[j]
-            fpp, fpm = fun(theta + e + d), fun(theta + e - d)
-            fmp, fmm = fun(theta - e + d), fun(theta - e - d)
-            n_evals += 4
-            H[i, j] = H[j, i] = (fpp - fpm - fmp + fmm) / (4.0 * h[i] * h[j])
+            both = steps[i] + steps[j]
+            f_both = fun(theta + both) + fun(theta - both)
+            n_evals += 2
+            pure = H[i, i] * h[i] ** 2 + H[j, j] * h[j] ** 2
+            H[i, j] = H[j, i] = (f_both - 2.0 * fmin - pure) / (2.0 * h[i] * h[j])
     return (f_plus - f_minus) / (2.0 * h), H, n_evals
 
 
