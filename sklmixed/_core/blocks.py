@@ -575,9 +575,18 @@ def second_block_inverse(L22):
     W, info = _potri(L22, lower=1)
     if info != 0:
         raise np.linalg.LinAlgError("block 2 is singular")
-    # dpotri sets the lower triangle and leaves the upper one as it was: 0.
-    W += np.tril(W, -1).T
+    # dpotri sets the lower triangle only: mirror it a band of rows at a time, which
+    # needs no temporary as large as W.
+    Q2 = W.shape[0]
+    for start in range(0, Q2, _MIRROR_ROWS):
+        stop = min(start + _MIRROR_ROWS, Q2)
+        W[start:stop, stop:] = W[stop:, start:stop].T
+        diagonal_block = W[start:stop, start:stop]
+        diagonal_block += np.tril(diagonal_block, -1).T
     return W
+
+
+_MIRROR_ROWS = 256
 
 
 def fill_in_quadratic_forms(cp: CrossProducts, factor, block_terms, W):
