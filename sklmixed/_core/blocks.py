@@ -383,6 +383,122 @@ def _kind(term_i, term_j):
     return term_i * (term_i + 1) // 2 + term_j
 
 
+def _second_block_matrix(cp: CrossProducts, block_terms, T, G, B1):
+    """``S₂₂ = Λ₂ᵀ (A₂₂ − G Gᵀ) Λ₂ + I``, column-major; only its lower triangle is set.
+
+    Everything above the diagonal is 0, so that the Cholesky factor computed in place
+    is a clean lower triangular matrix.
+    """
+    Q2 = cp.A22.shape[0]
+    scalar = all(term.q == 1 for term in block_terms)
+    if cp.S22_map is not None:
+        lam = np.array([Tj[0, 0] for Tj in T[1:]]) if scalar else np.ones(len(block_terms))
+        S = cp.S22_map.lower(_map_weights(lam, B1, identity=scalar))
+        if scalar:
+            return S
+        # A₂₂ − G Gᵀ, lower triangle only: fill the upper one, then Λ₂ densely.
+        M = S + S.T
+        M[np.diag_indices(Q2)] = S[np.diag_indices(Q2)]
+    else:
+        M = (cp.A22 - G @ G.T).toarray()
+    S = _apply_lambda_t(_apply_lambda_t(M, block_terms, T[1:]).T, block_terms, T[1:])
+    S[np.diag_indices(Q2)] += 1.0
+    return np.asfortranarray(np.tril(S))
+
+
+def _map_weights(lam, B1, identity):
+    """The weights ``w`` of :func:`_second_block_map` for the scale ``λ`` of each term.
+
+    ``identity`` False leaves ``I`` out (weight 0 on the diagonal column).
+    """
+    q1 = B1.shape[1]
+    if q1 == 1:
+        BBt = B1[:, 0, 0] ** 2
+    else:
+        a, b = np.triu_indices(q1)
+        BBt = (B1 @ B1.transpose(0, 2, 1))[:, a, b].ravel()
+    scale = _kind_scales(lam)
+    return np.concatenate([np.outer(-scale, BBt).ravel(), scale, [1.0 if identity else 0.0]])
+
+
+def _kind_scales(lam):
+    """``λ_a λ_b`` for each pair ``a ≥ b`` of block-2 terms, in :func:`_kind` order."""
+    a, b = np.tril_indices(lam.size)
+    return lam[a] * lam[b]
+
+
+def second_block_inverse(L22):
+    """``S₂₂⁻¹`` from the lower Cholesky factor of block 2 (upper triangle 0).
+
+    Returns
+    -------
+    ndarray of shape (Q2, Q2)
+        Full, symmetric, column-major.
+    """
+    W, info = _potri(L22, lower=1)
+    if info != 0:
+        raise np.linalg.LinAlgError("block 2 is singular")
+    # dpotri sets the lower triangle only: mirror it a band of rows at a time, which
+    # needs no temporary as large as W.
+    Q2 = W.shape[0]
+    for start in range(0, Q2, _MIRROR_ROWS):
+        stop = min(start + _MIRROR_ROWS, Q2)
+        W[start:stop, stop:] = W[stop:, start:stop].T
+        diagonal_block = W[start:stop, start:stop]
+        diagonal_block += np.tril(diagonal_block, -1).T
+    return W
+
+
+_MIRROR_ROWS = 256
+
+
+def fill_in_quadratic_forms(cp: CrossProducts, factor, block_terms, W):
+    """Per level ``s`` of factor 1, ``L₂₁,ₛᵀ W L₂₁,ₛ`` with ``L₂₁,ₛ`` its columns of ``L₂₁``.
+
+    ``L₂₁ = Λ₂ᵀ G`` is sparse and ``W`` (``Q2 × Q2``, symmetric) dense; through the
+    map of :func:`_second_block_map` (one pass over it, transposed) this costs no
+    dense ``Q2 × Q1`` product.
+
+    Parameters
+    ----------
+    cp : CrossProducts
+    factor : BlockedFactor
+    block_terms : sequence of RandomTerm
+        The terms of block 2.
+    W : ndarray of shape (Q2, Q2)
+        Symmetric.
+
+    Returns
+    -------
+    ndarray of shape (m1, q1, q1) or None
+        None when ``cp`` has no map.
+    """
+    if cp.S22_map is None:
+        return None
+    T = factor.T
+    m1, q1 = factor.L11.shape[:2]
+    nab = q1 * (q1 + 1) // 2
+    if all(term.q == 1 for term in block_terms):
+        Y, scale = W, _kind_scales(np.array([Tj[0, 0] for Tj in T[1:]]))
+    else:
+        Y = _apply_lambda(_apply_lambda(W, block_terms, T[1:]).T, block_terms, T[1:])
+        scale = np.ones(_n_kinds(len(block_terms)))
+    # The map holds each off-diagonal pair of positions once (i > j): halving the
+    # diagonal of Y makes its adjoint the upper triangle of Σ_ij Y_ij a_i a_jᵀ with a
+    # halved diagonal. Y is W itself when it can be: halved, then doubled back (exact).
+    diagonal = np.diag_indices(Y.shape[0])
+    Y[diagonal] *= 0.5
+    per_kind = cp.S22_map.adjoint(Y)[: scale.size * m1 * nab]
+    Y[diagonal] *= 2.0
+    F = (scale @ per_kind.reshape(scale.size, m1 * nab)).reshape(m1, nab)
+    A = np.zeros((m1, q1, q1))
+    a, b = np.triu_indices(q1)
+    A[:, a, b] = F
+    A = A + A.transpose(0, 2, 1)
+    B1 = T[0] @ inverse_lower(factor.L11).transpose(0, 2, 1)
+    return B1.transpose(0, 2, 1) @ A @ B1
+
+
 @dataclass(frozen=True)
 class BlockedFactor:
     """The blocked Cholesky factor ``L`` at one θ.
@@ -518,122 +634,6 @@ def _factorize_second_block(cp: CrossProducts, block_terms, T, L11, L31t):
     R = _apply_lambda_t(cp.Z2tXY - G @ L31t, block_terms, T[1:])
     L32t = scipy.linalg.solve_triangular(L22, R, lower=True, check_finite=False)
     return G, L22, L32t
-
-
-def _second_block_matrix(cp: CrossProducts, block_terms, T, G, B1):
-    """``S₂₂ = Λ₂ᵀ (A₂₂ − G Gᵀ) Λ₂ + I``, column-major; only its lower triangle is set.
-
-    Everything above the diagonal is 0, so that the Cholesky factor computed in place
-    is a clean lower triangular matrix.
-    """
-    Q2 = cp.A22.shape[0]
-    scalar = all(term.q == 1 for term in block_terms)
-    if cp.S22_map is not None:
-        lam = np.array([Tj[0, 0] for Tj in T[1:]]) if scalar else np.ones(len(block_terms))
-        S = cp.S22_map.lower(_map_weights(lam, B1, identity=scalar))
-        if scalar:
-            return S
-        # A₂₂ − G Gᵀ, lower triangle only: fill the upper one, then Λ₂ densely.
-        M = S + S.T
-        M[np.diag_indices(Q2)] = S[np.diag_indices(Q2)]
-    else:
-        M = (cp.A22 - G @ G.T).toarray()
-    S = _apply_lambda_t(_apply_lambda_t(M, block_terms, T[1:]).T, block_terms, T[1:])
-    S[np.diag_indices(Q2)] += 1.0
-    return np.asfortranarray(np.tril(S))
-
-
-def _map_weights(lam, B1, identity):
-    """The weights ``w`` of :func:`_second_block_map` for the scale ``λ`` of each term.
-
-    ``identity`` False leaves ``I`` out (weight 0 on the diagonal column).
-    """
-    q1 = B1.shape[1]
-    if q1 == 1:
-        BBt = B1[:, 0, 0] ** 2
-    else:
-        a, b = np.triu_indices(q1)
-        BBt = (B1 @ B1.transpose(0, 2, 1))[:, a, b].ravel()
-    scale = _kind_scales(lam)
-    return np.concatenate([np.outer(-scale, BBt).ravel(), scale, [1.0 if identity else 0.0]])
-
-
-def _kind_scales(lam):
-    """``λ_a λ_b`` for each pair ``a ≥ b`` of block-2 terms, in :func:`_kind` order."""
-    a, b = np.tril_indices(lam.size)
-    return lam[a] * lam[b]
-
-
-def second_block_inverse(L22):
-    """``S₂₂⁻¹`` from the lower Cholesky factor of block 2 (upper triangle 0).
-
-    Returns
-    -------
-    ndarray of shape (Q2, Q2)
-        Full, symmetric, column-major.
-    """
-    W, info = _potri(L22, lower=1)
-    if info != 0:
-        raise np.linalg.LinAlgError("block 2 is singular")
-    # dpotri sets the lower triangle only: mirror it a band of rows at a time, which
-    # needs no temporary as large as W.
-    Q2 = W.shape[0]
-    for start in range(0, Q2, _MIRROR_ROWS):
-        stop = min(start + _MIRROR_ROWS, Q2)
-        W[start:stop, stop:] = W[stop:, start:stop].T
-        diagonal_block = W[start:stop, start:stop]
-        diagonal_block += np.tril(diagonal_block, -1).T
-    return W
-
-
-_MIRROR_ROWS = 256
-
-
-def fill_in_quadratic_forms(cp: CrossProducts, factor, block_terms, W):
-    """Per level ``s`` of factor 1, ``L₂₁,ₛᵀ W L₂₁,ₛ`` with ``L₂₁,ₛ`` its columns of ``L₂₁``.
-
-    ``L₂₁ = Λ₂ᵀ G`` is sparse and ``W`` (``Q2 × Q2``, symmetric) dense; through the
-    map of :func:`_second_block_map` (one pass over it, transposed) this costs no
-    dense ``Q2 × Q1`` product.
-
-    Parameters
-    ----------
-    cp : CrossProducts
-    factor : BlockedFactor
-    block_terms : sequence of RandomTerm
-        The terms of block 2.
-    W : ndarray of shape (Q2, Q2)
-        Symmetric.
-
-    Returns
-    -------
-    ndarray of shape (m1, q1, q1) or None
-        None when ``cp`` has no map.
-    """
-    if cp.S22_map is None:
-        return None
-    T = factor.T
-    m1, q1 = factor.L11.shape[:2]
-    nab = q1 * (q1 + 1) // 2
-    if all(term.q == 1 for term in block_terms):
-        Y, scale = W, _kind_scales(np.array([Tj[0, 0] for Tj in T[1:]]))
-    else:
-        Y = _apply_lambda(_apply_lambda(W, block_terms, T[1:]).T, block_terms, T[1:])
-        scale = np.ones(_n_kinds(len(block_terms)))
-    # The map holds each off-diagonal pair of positions once (i > j): halving the
-    # diagonal of Y makes its adjoint the upper triangle of Σ_ij Y_ij a_i a_jᵀ with a
-    # halved diagonal. Y is W itself when it can be: halved, then doubled back (exact).
-    diagonal = np.diag_indices(Y.shape[0])
-    Y[diagonal] *= 0.5
-    per_kind = cp.S22_map.adjoint(Y)[: scale.size * m1 * nab]
-    Y[diagonal] *= 2.0
-    F = (scale @ per_kind.reshape(scale.size, m1 * nab)).reshape(m1, nab)
-    A = np.zeros((m1, q1, q1))
-    a, b = np.triu_indices(q1)
-    A[:, a, b] = F
-    A = A + A.transpose(0, 2, 1)
-    B1 = T[0] @ inverse_lower(factor.L11).transpose(0, 2, 1)
-    return B1.transpose(0, 2, 1) @ A @ B1
 
 
 def _factor_levels_2x2(T, A11, Z1tXY):
