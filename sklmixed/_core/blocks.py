@@ -204,8 +204,8 @@ def cross_products(X, y, terms, sqrt_weights=None) -> CrossProducts:
     )
 
 
-# Beyond this many entries the map of block 2 costs more memory than it saves time
-# (16 bytes an entry); G Gᵀ is then a sparse product per θ.
+# Beyond this many entries (12 bytes each) the map of block 2 costs more memory than
+# it saves time; G Gᵀ is then a sparse product per θ.
 _MAX_MAP_ENTRIES = 30_000_000
 
 
