@@ -10,7 +10,8 @@ relative covariance factor, the lower triangular ``L`` satisfies::
            [[X y]ᵀ Z Λ      [X y]ᵀ [X y]]
 
 Everything that depends on the rows is reduced once, by :func:`cross_products`; the
-per-θ update :func:`factorize` then costs O(levels₁·q₁³ + nnz(Z₂ᵀZ₁)·q₁ + Q₂³ + p³),
+per-θ update :func:`factorize` then costs O(levels₁·q₁³ + pairs·q₁² + Q₂³ + p³), with
+``pairs`` the pairs of non-zero blocks of ``Z₂ᵀZ₁`` sharing a level of factor 1,
 independent of the number of rows.
 """
 
@@ -23,10 +24,38 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
 from scipy.linalg.lapack import dpotrf as _potrf
+from scipy.linalg.lapack import dpotri as _potri
 
 from .terms import RandomTerm
 
 __all__ = ["CrossProducts", "BlockedFactor", "cross_products", "factorize"]
+
+
+@dataclass(frozen=True)
+class SecondBlockMap:
+    """A sparse linear map from per-θ weights to the lower triangle of block 2.
+
+    Attributes
+    ----------
+    matrix : scipy.sparse.csc_array of shape (Q2 * Q2, n_weights)
+        Row ``i + j · Q2`` is entry ``(i, j)``, ``i ≥ j``, of the column-major
+        ``Q2 × Q2`` array; rows above the diagonal are empty. Column by column, the
+        product scatters into ascending positions of an array small enough for the
+        cache: faster than the row by row (CSR) product.
+    size : int
+        ``Q2``.
+    """
+
+    matrix: sp.csc_array
+    size: int
+
+    def lower(self, weights) -> np.ndarray:
+        """``(Q2, Q2)`` column-major array: the mapped weights below the diagonal, 0 above."""
+        return (self.matrix @ weights).reshape(self.size, self.size, order="F")
+
+    def adjoint(self, Y) -> np.ndarray:
+        """``matrixᵀ`` applied to the lower triangle of a ``(Q2, Q2)`` array ``Y``."""
+        return self.matrix.T @ Y.ravel(order="F")
 
 
 @dataclass(frozen=True)
@@ -48,16 +77,14 @@ class CrossProducts:
     A21 : ndarray of shape (nnzb, q1) or None
         Non-zero column blocks of ``Z₂ᵀZ₁``: entry ``k`` is row ``A21_rows[k]`` of
         ``Z₂ᵀZ₁`` restricted to the columns of level ``A21_levels[k]`` of factor 1.
-    A22 : ndarray of shape (Q2, Q2) or None
-        ``Z₂ᵀZ₂``, dense.
+    A22 : scipy.sparse.csr_array of shape (Q2, Q2) or None
+        ``Z₂ᵀZ₂``.
     Z2tXY : ndarray of shape (Q2, p + 1) or None
         ``Z₂ᵀ[X y]``.
-    pair_target, pair_level, pair_outer : ndarray or None
-        ``Z₂ᵀZ₁`` entries taken two at a time within a level of factor 1, so that
-        ``G Gᵀ`` (the fill-in of block 2) is one weighted ``bincount`` per θ: pair
-        ``k`` adds ``pair_outer[k] · vec(B Bᵀ)`` of level ``pair_level[k]`` to the
-        flat lower-triangle position ``pair_target[k]``. None when there would be
-        too many pairs; a sparse product is used then.
+    S22_map : SecondBlockMap or None
+        The lower triangle of block 2 as a linear map of a few per-θ weights (see
+        :func:`_second_block_map`). None when it would hold too many entries; a
+        sparse product gives ``G Gᵀ`` then.
     XYtXY : ndarray of shape (p + 1, p + 1)
         ``[X y]ᵀ[X y]``.
     n_obs, n_fixed : int
@@ -71,11 +98,9 @@ class CrossProducts:
     A21: np.ndarray | None
     A21_rows: np.ndarray | None
     A21_levels: np.ndarray | None
-    A22: np.ndarray | None
+    A22: sp.csr_array | None
     Z2tXY: np.ndarray | None
-    pair_target: np.ndarray | None
-    pair_level: np.ndarray | None
-    pair_outer: np.ndarray | None
+    S22_map: SecondBlockMap | None
     XYtXY: np.ndarray
     n_obs: int
     n_fixed: int
@@ -163,22 +188,23 @@ def cross_products(X, y, terms, sqrt_weights=None) -> CrossProducts:
     A11[lower[1], lower[0]] = A11[lower[0], lower[1]]
     Z1tXY = np.ascontiguousarray(Z1tXY.reshape(m1, q1, p + 1).transpose(1, 0, 2))
     sum_log_weights = 0.0 if sqrt_weights is None else float(2.0 * np.log(sqrt_weights).sum())
-    A21 = A21_rows = A21_levels = A22 = None
-    pairs = (None, None, None)
+    A21 = A21_rows = A21_levels = A22 = S22_map = None
     if rest:
         Z1 = _term_matrix(first, sqrt_weights, 0, Q1)
         Z2 = sum(_term_matrix(t, sqrt_weights, o, Q2) for t, o in zip(rest, offsets)).tocsr()
         Z2t = Z2.T.tocsr()
-        A22 = (Z2t @ Z2).toarray()
+        A22 = (Z2t @ Z2).tocsr()
         # Z₂ᵀZ₁ in column blocks of width q1: the blocks are what Λ₁ and L₁₁ act on.
         A21_sparse = (Z2t @ Z1).tocoo()
+        del Z1, Z2, Z2t
         block_key = A21_sparse.row.astype(np.int64) * m1 + A21_sparse.col // q1
         keys, inverse = np.unique(block_key, return_inverse=True)
         A21 = np.zeros((keys.size, q1))
         np.add.at(A21, (inverse, A21_sparse.col % q1), A21_sparse.data)
         A21_rows = (keys // m1).astype(np.intp)
         A21_levels = (keys % m1).astype(np.intp)
-        pairs = _level_pairs(A21, A21_rows, A21_levels, m1, Q2)
+        term_of_row = np.repeat(np.arange(len(rest)), widths)
+        S22_map = _second_block_map(A21, A21_rows, A21_levels, A22, m1, term_of_row)
     return CrossProducts(
         A11_entries=A11,
         Z1tXY_rows=Z1tXY,
@@ -187,9 +213,7 @@ def cross_products(X, y, terms, sqrt_weights=None) -> CrossProducts:
         A21_levels=A21_levels,
         A22=A22,
         Z2tXY=Z2tXY if rest else None,
-        pair_target=pairs[0],
-        pair_level=pairs[1],
-        pair_outer=pairs[2],
+        S22_map=S22_map,
         XYtXY=XYtXY,
         n_obs=n,
         n_fixed=p,
@@ -197,28 +221,299 @@ def cross_products(X, y, terms, sqrt_weights=None) -> CrossProducts:
     )
 
 
-# Beyond this many pairs the precomputed route to G Gᵀ costs more memory than it saves.
-_MAX_PAIRS = 30_000_000
+# Beyond this many entries (12 bytes each) the map of block 2 costs more memory than
+# it saves time; G Gᵀ is then a sparse product per θ.
+_MAX_MAP_ENTRIES = 30_000_000
 
 
-def _level_pairs(A21, rows, levels, m1, Q2):
-    """Pairs of ``Z₂ᵀZ₁`` column blocks sharing a level of factor 1 (lower triangle)."""
-    counts = np.bincount(levels, minlength=m1)
-    if int((counts.astype(np.int64) ** 2).sum()) > 2 * _MAX_PAIRS:
-        return None, None, None
-    order = np.argsort(levels, kind="stable")
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    per_entry = counts[levels[order]]
-    first = np.repeat(np.arange(order.size), per_entry)
-    offsets = np.arange(first.size) - np.repeat(np.cumsum(per_entry) - per_entry, per_entry)
-    second = starts[levels[order]][first] + offsets
-    first, second = order[first], order[second]
-    keep = rows[first] >= rows[second]
-    first, second = first[keep], second[keep]
-    target = rows[first].astype(np.int64) * Q2 + rows[second]
+def _n_kinds(n_terms):
+    """Number of (term, term) pairs ``a ≥ b`` among the terms of block 2."""
+    return n_terms * (n_terms + 1) // 2
+
+
+def _second_block_map(A21, rows, levels, A22, m1, term_of_row):
+    """Block 2's lower triangle as a sparse linear map of per-θ weights.
+
+    Entry ``(i, j)``, ``i ≥ j``, of ``S₂₂ = Λ₂ᵀ (A₂₂ − G Gᵀ) Λ₂ + I`` is, with
+    ``G = Z₂ᵀZ₁ Λ₁ L₁₁⁻ᵀ`` (``A₂₁,ᵢₛ`` the ``1 × q1`` block of row ``i`` of ``Z₂ᵀZ₁`` at
+    level ``s`` of factor 1, ``Bₛ = T₁ L₁₁,ₛ⁻ᵀ``) and scalar terms in block 2
+    (``Λ₂`` diagonal, ``λᵢ`` the θ of row ``i``'s term)::
+
+        λᵢλⱼ A₂₂,ᵢⱼ − Σₛ λᵢλⱼ A₂₁,ᵢₛ Bₛ Bₛᵀ A₂₁,ⱼₛᵀ + δᵢⱼ
+
+    The data fix everything but ``λᵢλⱼ``, which depends only on the pair of terms
+    (``kind``) of ``i`` and ``j``, and ``Bₛ Bₛᵀ``. So the entries are ``M @ w`` for a
+    fixed sparse ``M`` with the columns
+
+    * ``kind · m1 · nab + s · nab + ab``: ``A₂₁,ᵢₛ[a] A₂₁,ⱼₛ[b]`` (plus the ``(b, a)``
+      product when ``a < b``), for the ``nab = q1 (q1 + 1) / 2`` entries ``a ≤ b`` of
+      the symmetric ``Bₛ Bₛᵀ``; weight ``−λλ (Bₛ Bₛᵀ)[a, b]``;
+    * ``n_kinds · m1 · nab + kind``: ``A₂₂,ᵢⱼ``; weight ``λλ``;
+    * the last: 1 on the diagonal; weight 1.
+
+    ``M @ w`` is one pass over ``M`` per θ, straight into the column-major array that
+    LAPACK then factors in place; only the lower triangle is stored and computed.
+    With non-scalar terms in block 2 the same map with unit ``λ`` and no identity
+    gives ``A₂₂ − G Gᵀ``, to which ``Λ₂`` is then applied densely.
+
+    Every column's entries are counted beforehand, so each entry is written straight
+    to its place in the CSC arrays (no sort, no COO copy), a chunk of levels at a time.
+
+    Parameters
+    ----------
+    A21 : ndarray of shape (nnzb, q1)
+        Non-zero blocks of ``Z₂ᵀZ₁``.
+    rows, levels : ndarray of shape (nnzb,)
+        Row of ``Z₂ᵀZ₁`` and level of factor 1 of each block; each (row, level)
+        once, sorted by row.
+    A22 : scipy.sparse.csr_array of shape (Q2, Q2)
+    m1 : int
+        Number of levels of factor 1.
+    term_of_row : ndarray of shape (Q2,)
+        Index, within block 2, of the term of each row (ascending).
+
+    Returns
+    -------
+    SecondBlockMap or None
+        None when the map would have more than ``_MAX_MAP_ENTRIES`` entries or its
+        indices do not fit 32 bits.
+    """
+    Q2 = term_of_row.size
     q1 = A21.shape[1]
-    outer = (A21[first, :, None] * A21[second, None, :]).reshape(first.size, q1 * q1)
-    return target, levels[first], outer
+    nab = q1 * (q1 + 1) // 2
+    n_terms = int(term_of_row[-1]) + 1
+    n_kinds = _n_kinds(n_terms)
+    n_weights = n_kinds * (m1 * nab + 1) + 1
+
+    # Blocks level by level, rows ascending within a level, so that a level's blocks
+    # of one term are consecutive (a segment): pairs of kind (a, b) at level s are
+    # the a × b rectangle (a > b) or lower triangle (a = b) of two segments.
+    order = np.argsort(levels, kind="stable")
+    entry_rows, entry_levels, entry_A21 = rows[order], levels[order], A21[order]
+    entry_terms = term_of_row[entry_rows]
+    segment = entry_levels.astype(np.int64) * n_terms + entry_terms
+    segment_count = np.bincount(segment, minlength=m1 * n_terms)
+    segment_start = np.cumsum(segment_count) - segment_count
+    by_level = segment_count.reshape(m1, n_terms).astype(np.int64)
+    ka, kb = np.tril_indices(n_terms)  # kinds in _kind order
+    kind_pairs = np.where(
+        ka == kb, by_level[:, ka] * (by_level[:, ka] + 1) // 2, by_level[:, ka] * by_level[:, kb]
+    ).T  # (n_kinds, m1)
+
+    a22 = A22.tocoo()
+    keep = a22.row >= a22.col
+    a22_kind = _kind(term_of_row[a22.row[keep]], term_of_row[a22.col[keep]])
+    a22_order = np.lexsort((a22.col[keep] * Q2 + a22.row[keep], a22_kind))
+    column_counts = np.concatenate(
+        [np.repeat(kind_pairs.ravel(), nab), np.bincount(a22_kind, minlength=n_kinds), [Q2]]
+    )
+    nnz = int(column_counts.sum())
+    if nnz > _MAX_MAP_ENTRIES or max(Q2 * Q2, n_weights, nnz) >= 2**31:
+        return None
+    indptr = np.concatenate([[0], np.cumsum(column_counts)]).astype(np.int32)
+    indices = np.empty(nnz, dtype=np.int32)
+    data = np.empty(nnz)
+
+    level_counts = np.bincount(entry_levels, minlength=m1).astype(np.int64)
+    pair_end = np.cumsum(level_counts * (level_counts + 1) // 2)
+    entry_end = np.cumsum(level_counts)
+    # What a pair needs of its two blocks, 32-bit (the checks above bound every value).
+    entries = tuple(
+        column.astype(np.int32)
+        for column in (
+            entry_rows,
+            entry_terms,
+            entry_levels,
+            segment_count[segment],
+            np.arange(entry_rows.size) - segment_start[segment],  # index within the segment
+        )
+    )
+    indptr64 = indptr.astype(np.int64)
+    lo = 0
+    while lo < m1:
+        # Whole levels, about _CHUNK_PAIRS pairs at a time, to bound the temporaries.
+        pair_lo = int(pair_end[lo - 1]) if lo else 0
+        hi = max(int(np.searchsorted(pair_end, pair_lo + _CHUNK_PAIRS, side="right")), lo + 1)
+        entry_lo = int(entry_end[lo - 1]) if lo else 0
+        _place_pairs(
+            level_counts[lo:hi], entry_lo, entries, entry_A21, Q2, m1, indptr64, indices, data
+        )
+        lo = hi
+
+    tail = slice(int(indptr[n_kinds * m1 * nab]), nnz - Q2)
+    indices[tail] = (a22.row[keep] + a22.col[keep] * Q2)[a22_order]
+    data[tail] = a22.data[keep][a22_order]
+    indices[nnz - Q2 :] = np.arange(Q2) * (Q2 + 1)
+    data[nnz - Q2 :] = 1.0
+    return SecondBlockMap(sp.csc_array((data, indices, indptr), shape=(Q2 * Q2, n_weights)), Q2)
+
+
+# Level pairs placed at a time by _second_block_map.
+_CHUNK_PAIRS = 1 << 16
+
+
+def _place_pairs(counts, entry_lo, entries, A21, Q2, m1, indptr, indices, data):
+    """Write the map entries of the block pairs of consecutive levels to their CSC places.
+
+    The levels hold ``counts`` blocks, from ``entry_lo`` on in the level-major order
+    of ``entries`` (arrays: row, term, level, segment size, index within the segment).
+    Block ``l`` pairs with itself and the blocks ``k > l`` of its level. Within its
+    column (kind, level, ab) a pair's place is its index in the segments' rectangle
+    (``l′ · size + k′``) or lower triangle (``l′ · size − l′(l′ + 1)/2 + k′``), ordered by
+    ``l``, then ``k``: ascending positions ``i + j · Q2``, as sorted CSC has them.
+    """
+    n = int(counts.sum())
+    q1 = A21.shape[1]
+    nab = q1 * (q1 + 1) // 2
+    rows, terms, levels, sizes, indexes = entries
+    blocks = slice(entry_lo, entry_lo + n)
+    run = np.repeat(np.cumsum(counts), counts) - np.arange(n)  # pairs of each block l
+    # Block l's side repeats (sequential), block k's side is gathered.
+    row_l, term_l, level, index_l = (
+        np.repeat(a[blocks], run) for a in (rows, terms, levels, indexes)
+    )
+    k = np.arange(row_l.size) - np.repeat(np.cumsum(run) - run - np.arange(n) - entry_lo, run)
+    row_k, term_k, size_k, index_k = (a[k] for a in (rows, terms, sizes, indexes))
+    local = index_l * size_k + index_k
+    local -= np.where(term_k == term_l, index_l * (index_l + 1) // 2, 0)
+    column = ((term_k * (term_k + 1) // 2 + term_l) * np.int32(m1) + level) * np.int32(nab)
+    position = row_k + row_l * np.int32(Q2)
+    A21_k, A21_l = A21[k], np.repeat(A21[blocks], run, axis=0)
+    del row_l, term_l, level, index_l, row_k, term_k, size_k, index_k, k
+    if q1 == 1:
+        place = indptr[column] + local
+        indices[place] = position
+        data[place] = A21_k[:, 0] * A21_l[:, 0]
+        return
+    a, b = np.triu_indices(q1)
+    for ab in range(nab):
+        place = indptr[column + ab] + local
+        indices[place] = position
+        value = A21_k[:, a[ab]] * A21_l[:, b[ab]]
+        if a[ab] < b[ab]:
+            value += A21_k[:, b[ab]] * A21_l[:, a[ab]]
+        data[place] = value
+
+
+def _kind(term_i, term_j):
+    """Index of the pair of block-2 terms ``term_i ≥ term_j``."""
+    return term_i * (term_i + 1) // 2 + term_j
+
+
+def _second_block_matrix(cp: CrossProducts, block_terms, T, G, B1):
+    """``S₂₂ = Λ₂ᵀ (A₂₂ − G Gᵀ) Λ₂ + I``, column-major; only its lower triangle is set.
+
+    Everything above the diagonal is 0, so that the Cholesky factor computed in place
+    is a clean lower triangular matrix.
+    """
+    Q2 = cp.A22.shape[0]
+    scalar = all(term.q == 1 for term in block_terms)
+    if cp.S22_map is not None:
+        lam = np.array([Tj[0, 0] for Tj in T[1:]]) if scalar else np.ones(len(block_terms))
+        S = cp.S22_map.lower(_map_weights(lam, B1, identity=scalar))
+        if scalar:
+            return S
+        # A₂₂ − G Gᵀ, lower triangle only: fill the upper one, then Λ₂ densely.
+        M = S + S.T
+        M[np.diag_indices(Q2)] = S[np.diag_indices(Q2)]
+    else:
+        M = (cp.A22 - G @ G.T).toarray()
+    S = _apply_lambda_t(_apply_lambda_t(M, block_terms, T[1:]).T, block_terms, T[1:])
+    S[np.diag_indices(Q2)] += 1.0
+    return np.asfortranarray(np.tril(S))
+
+
+def _map_weights(lam, B1, identity):
+    """The weights ``w`` of :func:`_second_block_map` for the scale ``λ`` of each term.
+
+    ``identity`` False leaves ``I`` out (weight 0 on the diagonal column).
+    """
+    q1 = B1.shape[1]
+    if q1 == 1:
+        BBt = B1[:, 0, 0] ** 2
+    else:
+        a, b = np.triu_indices(q1)
+        BBt = (B1 @ B1.transpose(0, 2, 1))[:, a, b].ravel()
+    scale = _kind_scales(lam)
+    return np.concatenate([np.outer(-scale, BBt).ravel(), scale, [1.0 if identity else 0.0]])
+
+
+def _kind_scales(lam):
+    """``λ_a λ_b`` for each pair ``a ≥ b`` of block-2 terms, in :func:`_kind` order."""
+    a, b = np.tril_indices(lam.size)
+    return lam[a] * lam[b]
+
+
+def second_block_inverse(L22):
+    """``S₂₂⁻¹`` from the lower Cholesky factor of block 2 (upper triangle 0).
+
+    Returns
+    -------
+    ndarray of shape (Q2, Q2)
+        Full, symmetric, column-major.
+    """
+    W, info = _potri(L22, lower=1)
+    if info != 0:
+        raise np.linalg.LinAlgError("block 2 is singular")
+    # dpotri sets the lower triangle only: mirror it a band of rows at a time, which
+    # needs no temporary as large as W.
+    Q2 = W.shape[0]
+    for start in range(0, Q2, _MIRROR_ROWS):
+        stop = min(start + _MIRROR_ROWS, Q2)
+        W[start:stop, stop:] = W[stop:, start:stop].T
+        diagonal_block = W[start:stop, start:stop]
+        diagonal_block += np.tril(diagonal_block, -1).T
+    return W
+
+
+_MIRROR_ROWS = 256
+
+
+def fill_in_quadratic_forms(cp: CrossProducts, factor, block_terms, W):
+    """Per level ``s`` of factor 1, ``L₂₁,ₛᵀ W L₂₁,ₛ`` with ``L₂₁,ₛ`` its columns of ``L₂₁``.
+
+    ``L₂₁ = Λ₂ᵀ G`` is sparse and ``W`` (``Q2 × Q2``, symmetric) dense; through the
+    map of :func:`_second_block_map` (one pass over it, transposed) this costs no
+    dense ``Q2 × Q1`` product.
+
+    Parameters
+    ----------
+    cp : CrossProducts
+    factor : BlockedFactor
+    block_terms : sequence of RandomTerm
+        The terms of block 2.
+    W : ndarray of shape (Q2, Q2)
+        Symmetric.
+
+    Returns
+    -------
+    ndarray of shape (m1, q1, q1) or None
+        None when ``cp`` has no map.
+    """
+    if cp.S22_map is None:
+        return None
+    T = factor.T
+    m1, q1 = factor.L11.shape[:2]
+    nab = q1 * (q1 + 1) // 2
+    if all(term.q == 1 for term in block_terms):
+        Y, scale = W, _kind_scales(np.array([Tj[0, 0] for Tj in T[1:]]))
+    else:
+        Y = _apply_lambda(_apply_lambda(W, block_terms, T[1:]).T, block_terms, T[1:])
+        scale = np.ones(_n_kinds(len(block_terms)))
+    # The map holds each off-diagonal pair of positions once (i > j): halving the
+    # diagonal of Y makes its adjoint the upper triangle of Σ_ij Y_ij a_i a_jᵀ with a
+    # halved diagonal. Y is W itself when it can be: halved, then doubled back (exact).
+    diagonal = np.diag_indices(Y.shape[0])
+    Y[diagonal] *= 0.5
+    per_kind = cp.S22_map.adjoint(Y)[: scale.size * m1 * nab]
+    Y[diagonal] *= 2.0
+    F = (scale @ per_kind.reshape(scale.size, m1 * nab)).reshape(m1, nab)
+    A = np.zeros((m1, q1, q1))
+    a, b = np.triu_indices(q1)
+    A[:, a, b] = F
+    A = A + A.transpose(0, 2, 1)
+    B1 = T[0] @ inverse_lower(factor.L11).transpose(0, 2, 1)
+    return B1.transpose(0, 2, 1) @ A @ B1
 
 
 @dataclass(frozen=True)
@@ -364,10 +659,12 @@ def _factorize_second_block(cp: CrossProducts, block_terms, T, L11, L31t):
     cols = (cp.A21_levels[:, None] * q1 + np.arange(q1)).ravel()
     indptr = np.concatenate([[0], np.cumsum(np.bincount(cp.A21_rows, minlength=Q2) * q1)])
     G = sp.csr_array((Gvals.ravel(), cols, indptr), shape=(Q2, m1 * q1))
-    S22 = _apply_lambda_t(cp.A22 - _gram(cp, G, B1, Q2), block_terms, T[1:])
-    S22 = _apply_lambda_t(S22.T, block_terms, T[1:])
-    S22[np.diag_indices(Q2)] += 1.0
-    L22 = scipy.linalg.cholesky(S22, lower=True, check_finite=False)
+    # In place and without clean-up: the upper triangle of S₂₂ is already 0.
+    L22, info = _potrf(
+        _second_block_matrix(cp, block_terms, T, G, B1), lower=1, clean=0, overwrite_a=1
+    )
+    if info != 0:
+        raise np.linalg.LinAlgError(f"block 2 is not positive definite (dpotrf info {info})")
     R = _apply_lambda_t(cp.Z2tXY - G @ L31t, block_terms, T[1:])
     L32t = scipy.linalg.solve_triangular(L22, R, lower=True, check_finite=False)
     return G, L22, L32t
@@ -458,23 +755,6 @@ def inverse_lower_levels(L):
             # Row i of L times column j of the inverse is zero below the diagonal.
             inv[i, j] = -np.einsum("km,km->m", L[i, j:i], inv[j:i, j]) * inv[i, i]
     return inv
-
-
-def _gram(cp: CrossProducts, G, B1, Q2):
-    """``G Gᵀ``, dense: through the precomputed level pairs when there are any."""
-    if cp.pair_target is None:
-        return (G @ G.T).toarray()
-    m1, q1 = B1.shape[:2]
-    if q1 == 1:
-        weights = cp.pair_outer[:, 0] * (B1[:, 0, 0] ** 2)[cp.pair_level]
-    else:
-        BBt = (B1 @ B1.transpose(0, 2, 1)).reshape(m1, -1)
-        weights = np.einsum("pk,pk->p", cp.pair_outer, BBt[cp.pair_level])
-    # astype: with no pairs at all (factors that never share a row) bincount gives ints.
-    lower = np.bincount(cp.pair_target, weights, minlength=Q2 * Q2).astype(float).reshape(Q2, Q2)
-    full = lower + lower.T
-    full[np.diag_indices(Q2)] *= 0.5
-    return full
 
 
 def _schur_cholesky(S):

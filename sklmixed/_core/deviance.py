@@ -21,7 +21,9 @@ from .blocks import (
     _apply_lambda,
     _apply_lambda_t,
     factorize,
+    fill_in_quadratic_forms,
     inverse_lower,
+    second_block_inverse,
 )
 
 __all__ = ["objective", "deviance_from_factor", "fixed_effects_from_factor", "Solution", "solve"]
@@ -160,21 +162,25 @@ def _conditional_covariances(factor: BlockedFactor, cp, terms, sigma2):
     if not cp.has_second_block:
         return [sigma2 * (T[0] @ V1 @ T[0].T)]
     Q2, Q1 = factor.G.shape
-    if Q2 * Q1 > _MAX_COND_COV_ENTRIES:
-        return None
     m1, q1 = terms[0].n_levels, terms[0].q
-    # Column block i of L⁻¹ for factor 1 is [L₁₁,ᵢ⁻¹ ; −L₂₂⁻¹ L₂₁ Eᵢ L₁₁,ᵢ⁻¹].
-    L21 = _apply_lambda_t(factor.G.toarray(), terms[1:], T[1:])
-    H = scipy.linalg.solve_triangular(factor.L22, L21, lower=True, check_finite=False)
-    K = np.einsum("rma,mab->mrb", H.reshape(Q2, m1, q1), L11_inv)
-    V1 = V1 + K.transpose(0, 2, 1) @ K
+    # Column block i of L⁻¹ for factor 1 is [L₁₁,ᵢ⁻¹ ; −L₂₂⁻¹ L₂₁ Eᵢ L₁₁,ᵢ⁻¹], so level i
+    # adds L₁₁,ᵢ⁻ᵀ (L₂₁ Eᵢ)ᵀ S₂₂⁻¹ (L₂₁ Eᵢ) L₁₁,ᵢ⁻¹.
+    S22_inv = second_block_inverse(factor.L22)
+    fill = fill_in_quadratic_forms(cp, factor, terms[1:], S22_inv)
+    if fill is None:
+        if Q2 * Q1 > _MAX_COND_COV_ENTRIES:
+            return None
+        L21 = _apply_lambda_t(factor.G.toarray(), terms[1:], T[1:])
+        H = scipy.linalg.solve_triangular(factor.L22, L21, lower=True, check_finite=False)
+        H = H.reshape(Q2, m1, q1)
+        fill = np.einsum("rma,rmb->mab", H, H)
+    V1 = V1 + L11_inv.transpose(0, 2, 1) @ fill @ L11_inv
     out = [sigma2 * (T[0] @ V1 @ T[0].T)]
-    L22_inv = scipy.linalg.solve_triangular(factor.L22, np.eye(Q2), lower=True, check_finite=False)
     start = 0
     for term, Tj in zip(terms[1:], T[1:]):
-        stop = start + term.n_levels * term.q
-        cols = L22_inv[:, start:stop].reshape(Q2, term.n_levels, term.q)
-        Vj = np.einsum("rma,rmb->mab", cols, cols)
+        # Diagonal q × q blocks of S₂₂⁻¹ for this term's levels.
+        idx = start + np.arange(term.n_levels * term.q).reshape(term.n_levels, term.q)
+        Vj = S22_inv[idx[:, :, None], idx[:, None, :]]
         out.append(sigma2 * (Tj @ Vj @ Tj.T))
-        start = stop
+        start += idx.size
     return out
