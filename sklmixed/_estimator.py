@@ -8,6 +8,7 @@ fitted attributes. ``predict`` rebuilds the arrays of new data with the fitted d
 
 from __future__ import annotations
 
+import functools
 import warnings
 from numbers import Integral, Real
 
@@ -241,6 +242,12 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
         self.max_iter = max_iter
         self.check_convergence = check_convergence
 
+    @classmethod
+    def _get_param_names(cls):
+        # scikit-learn reads __init__'s signature on every fit (to validate parameters)
+        # and every get_params or clone; a class's signature does not change.
+        return list(_init_param_names(cls))
+
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None, groups=None, sample_weight=None):
@@ -314,9 +321,14 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
         result = build_result(core, arrays.factors, fixed_names, levels, self.method, dropped)
         _check_finite_fit(result)
         self._set_result(result)
-        fitted = self._linear_predictor(X_fixed, arrays.factors, [t.codes for t in terms])
-        scale = 1.0 if weights is None else np.sqrt(weights)
-        self.scaled_residuals_ = (y - fitted) * scale / result.sigma
+        # Every level was seen, so the solution's modes are indexed by the codes directly.
+        fitted = _linear_predictor(
+            X_fixed, core.solution.beta, arrays.factors, core.solution.modes, [t.codes for t in terms]
+        )
+        residuals = y - fitted
+        if weights is not None:
+            residuals *= np.sqrt(weights)
+        self.scaled_residuals_ = residuals / result.sigma
         self._warn_about(result)
         return self
 
@@ -324,7 +336,12 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
         """X as a pandas DataFrame or a checked 2-D ndarray; sets or checks n_features_in_."""
         if is_dataframe(X):
             X = as_frame_or_array(X)
-            if reset or self.formula is None:
+            if reset and _has_unique_string_columns(X):
+                # What validate_data(skip_check_array=True) records for such a frame,
+                # without its generic dataframe inspection (a sizable share of a small fit).
+                self.feature_names_in_ = np.asarray(X.columns.tolist(), dtype=object)
+                self.n_features_in_ = X.shape[1]
+            elif reset or self.formula is None:
                 # With a formula, new data need only the formula's variables, which the
                 # formula design checks by name; other columns may differ from fit's.
                 validate_data(self, X, skip_check_array=True, reset=reset)
@@ -403,9 +420,11 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
                 )
             y = self.design_.response_vector(X)
         y = _float_array(y, "y")
-        y = column_or_1d(
-            check_array(y, ensure_2d=False, dtype=np.float64, input_name="y"), warn=True
-        )
+        if not (y.ndim == 1 and y.size and np.isfinite(y).all()):
+            # Only a y that fails these checks needs scikit-learn's, for their messages.
+            y = column_or_1d(
+                check_array(y, ensure_2d=False, dtype=np.float64, input_name="y"), warn=True
+            )
         if y.shape[0] != n:
             raise ValueError(f"X has {n} rows but y has {y.shape[0]}.")
         return y
@@ -414,10 +433,10 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
         self.result_ = result
         for attribute, field in _RESULT_ATTRIBUTES.items():
             setattr(self, attribute, getattr(result, field))
-        beta = result.fixed_effects
-        has_intercept = len(beta) and beta.index[0] == "(Intercept)"
-        self.intercept_ = float(beta.iloc[0]) if has_intercept else 0.0
-        self.coef_ = beta.to_numpy()[1:] if has_intercept else beta.to_numpy()
+        beta = result.fixed_effects.to_numpy()
+        has_intercept = beta.size and result.fixed_effects.index[0] == "(Intercept)"
+        self.intercept_ = float(beta[0]) if has_intercept else 0.0
+        self.coef_ = beta[1:] if has_intercept else beta
 
     def _warn_about(self, result):
         if result.is_singular:
@@ -444,16 +463,6 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
             )
 
     # -------------------------------------------------------------- predict
-    def _linear_predictor(self, X_fixed, factors, codes):
-        """``Xβ + Σ Z b``; a code of -1 (a level unseen in fit) contributes zero."""
-        out = X_fixed @ self.result_.fixed_effects.to_numpy()
-        for factor, code in zip(factors, codes):
-            modes = self.random_effects_[factor.name].to_numpy()
-            # Row -1 of the padded table is zeros: unseen levels fall back to the population.
-            padded = np.vstack([modes, np.zeros((1, modes.shape[1]))])
-            out += np.einsum("ij,ij->i", factor.columns, padded[code])
-        return out
-
     def predict(self, X, groups=None):
         """Predict with fixed effects plus the conditional modes of known levels.
 
@@ -477,8 +486,17 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
             self.levels_[f.name].get_indexer(pd.Index(f.labels)).astype(np.intp)
             for f in arrays.factors
         ]
-        return self._linear_predictor(
-            _select_columns(arrays.X, self.fixed_columns_), arrays.factors, codes
+        # Row -1 of each padded table is zeros: unseen levels fall back to the population.
+        padded = [
+            np.vstack([modes, np.zeros((1, modes.shape[1]))])
+            for modes in (self.random_effects_[f.name].to_numpy() for f in arrays.factors)
+        ]
+        return _linear_predictor(
+            _select_columns(arrays.X, self.fixed_columns_),
+            self.result_.fixed_effects.to_numpy(),
+            arrays.factors,
+            padded,
+            codes,
         )
 
     def score(self, X, y, groups=None, sample_weight=None):
@@ -526,6 +544,25 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
         # checks feed integer-valued X, so a group column has a few repeated levels.
         tags.input_tags.categorical = self.formula is not None or self.group is not None
         return tags
+
+
+@functools.cache
+def _init_param_names(cls):
+    return tuple(super(MixedLMRegressor, cls)._get_param_names())
+
+
+def _linear_predictor(X_fixed, beta, factors, modes, codes):
+    """``Xβ + Σ Z b``, with each factor's modes looked up by its rows' level codes."""
+    out = X_fixed @ beta
+    for factor, factor_modes, code in zip(factors, modes, codes):
+        out += np.einsum("ij,ij->i", factor.columns, factor_modes[code])
+    return out
+
+
+def _has_unique_string_columns(X):
+    """Whether a pandas DataFrame's column labels are unique, all ``str`` and not none."""
+    columns = X.columns
+    return len(columns) > 0 and columns.is_unique and all(type(c) is str for c in columns)
 
 
 def _select_columns(X, keep):

@@ -22,6 +22,9 @@ __all__ = ["MixedLMResult", "build_result"]
 # (identical to lme4's for intercepts).
 SINGULAR_TOL = 1e-4
 
+# Columns of variance_components, lme4's as.data.frame(VarCorr(fit)).
+_VARCORR_COLUMNS = pd.Index(["group", "var1", "var2", "vcov", "sdcor"])
+
 
 @dataclass(frozen=True)
 class MixedLMResult:
@@ -89,9 +92,12 @@ def build_result(core: CoreFit, factors, fixed_names, levels, method, dropped_fi
     sol, record = core.solution, core.record
     n_obs = core.n_obs
     sigma = sol.sigma
-    fixed = pd.Series(sol.beta, index=list(fixed_names), name="Estimate")
-    cov = pd.DataFrame(sol.beta_cov, index=list(fixed_names), columns=list(fixed_names))
-    se = pd.Series(np.sqrt(np.diag(sol.beta_cov)), index=list(fixed_names), name="Std. Error")
+    # The names' dtype is inferred once; each pandas object gets its own (cheap) copy of
+    # the index, so renaming one object's index leaves the others alone.
+    names = pd.Index(list(fixed_names))
+    fixed = pd.Series(sol.beta, index=names.copy(), name="Estimate")
+    cov = pd.DataFrame(sol.beta_cov, index=names.copy(), columns=names.copy())
+    se = pd.Series(np.sqrt(np.diag(sol.beta_cov)), index=names, name="Std. Error")
 
     rows, theta_names, start = [], [], 0
     for i in core.term_order:
@@ -121,7 +127,7 @@ def build_result(core: CoreFit, factors, fixed_names, levels, method, dropped_fi
                     corr = V[a, b] / (sd[a] * sd[b]) if sd[a] > 0 and sd[b] > 0 else np.nan
                     rows.append((grp, names[a], names[b], V[a, b], corr))
     rows.append(("Residual", None, None, sigma**2, sigma))
-    varcorr = pd.DataFrame(rows, columns=["group", "var1", "var2", "vcov", "sdcor"])
+    varcorr = pd.DataFrame(rows, columns=_VARCORR_COLUMNS.copy())
 
     random_effects, cond_var, n_groups = {}, {}, {}
     for i in core.term_order:
