@@ -9,6 +9,7 @@ fitted attributes. ``predict`` rebuilds the arrays of new data with the fitted d
 from __future__ import annotations
 
 import functools
+import operator
 import warnings
 from numbers import Integral, Real
 
@@ -35,28 +36,51 @@ from .exceptions import SingularFitWarning
 
 __all__ = ["MixedLMRegressor"]
 
-# Fitted attributes copied from the result, name on the estimator -> name on the result.
-_RESULT_ATTRIBUTES = {
-    "fixed_effects_": "fixed_effects",
-    "fixed_effects_se_": "fixed_effects_se",
-    "fixed_effects_cov_": "fixed_effects_cov",
-    "variance_components_": "variance_components",
-    "random_effects_": "random_effects",
-    "random_effects_cond_var_": "random_effects_cond_var",
-    "sigma_": "sigma",
-    "theta_": "theta",
-    "log_likelihood_": "log_likelihood",
-    "reml_criterion_": "reml_criterion",
-    "deviance_": "deviance",
-    "aic_": "aic",
-    "bic_": "bic",
-    "n_groups_": "n_groups",
-    "is_singular_": "is_singular",
-    "converged_": "converged",
-    "n_iter_": "n_iter",
-    "optimizer_record_": "optimizer",
-    "convergence_check_": "convergence_check",
-}
+
+class _FromResult:
+    """A fitted attribute read from ``result_`` on access.
+
+    ``result_`` builds its pandas tables on first access, so that fit does not pay for
+    them. Not a data descriptor: a value set on the instance takes precedence until
+    the next fit.
+
+    Parameters
+    ----------
+    read : str or callable
+        The result's attribute of that name, or a function of the result.
+    """
+
+    def __init__(self, read):
+        self.read = operator.attrgetter(read) if isinstance(read, str) else read
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, model, owner=None):
+        if model is None:
+            return self
+        result = model.__dict__.get("result_")
+        if result is None:  # not fitted: the error Python gives for a missing attribute
+            raise AttributeError(
+                f"{type(model).__name__!r} object has no attribute {self.name!r}",
+                name=self.name,
+                obj=model,
+            )
+        return self.read(result)
+
+
+def _has_intercept(beta):
+    return len(beta) and beta.index[0] == "(Intercept)"
+
+
+def _intercept(result):
+    beta = result.fixed_effects
+    return float(beta.iloc[0]) if _has_intercept(beta) else 0.0
+
+
+def _coef(result):
+    beta = result.fixed_effects
+    return beta.to_numpy()[1:] if _has_intercept(beta) else beta.to_numpy()
 
 
 class MixedLMRegressor(RegressorMixin, BaseEstimator):
@@ -215,6 +239,29 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
         "check_convergence": ["boolean"],
     }
 
+    # Fitted attributes, read from result_ (documented above).
+    fixed_effects_ = _FromResult("fixed_effects")
+    fixed_effects_se_ = _FromResult("fixed_effects_se")
+    fixed_effects_cov_ = _FromResult("fixed_effects_cov")
+    coef_ = _FromResult(_coef)
+    intercept_ = _FromResult(_intercept)
+    variance_components_ = _FromResult("variance_components")
+    random_effects_ = _FromResult("random_effects")
+    random_effects_cond_var_ = _FromResult("random_effects_cond_var")
+    sigma_ = _FromResult("sigma")
+    theta_ = _FromResult("theta")
+    log_likelihood_ = _FromResult("log_likelihood")
+    reml_criterion_ = _FromResult("reml_criterion")
+    deviance_ = _FromResult("deviance")
+    aic_ = _FromResult("aic")
+    bic_ = _FromResult("bic")
+    n_groups_ = _FromResult("n_groups")
+    is_singular_ = _FromResult("is_singular")
+    converged_ = _FromResult("converged")
+    n_iter_ = _FromResult("n_iter")
+    optimizer_record_ = _FromResult("optimizer")
+    convergence_check_ = _FromResult("convergence_check")
+
     def __init__(
         self,
         *,
@@ -247,6 +294,19 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
         # scikit-learn reads __init__'s signature on every fit (to validate parameters)
         # and every get_params or clone; a class's signature does not change.
         return list(_init_param_names(cls))
+
+    def _validate_params(self):
+        # scikit-learn validates every parameter on every fit. Whether a value passes
+        # depends only on its type and value, so parameters found valid once are
+        # remembered (a bounded set, per class).
+        key = _params_key(type(self), self.get_params(deep=False))
+        if key is not None and key in _VALID_PARAMS:
+            return
+        super()._validate_params()
+        if key is not None:
+            if len(_VALID_PARAMS) >= 256:
+                _VALID_PARAMS.clear()
+            _VALID_PARAMS.add(key)
 
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)
@@ -283,7 +343,9 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
             )
         y = self._response(X, y, arrays.X.shape[0])
         weights = _check_weights(sample_weight, y.shape[0])
-        keep = drop_aliased_columns(arrays.X, arrays.fixed_names)
+        # X'X serves the rank check and, when every column is kept, the least squares.
+        gram = arrays.X.T @ arrays.X
+        keep = drop_aliased_columns(arrays.X, arrays.fixed_names, gram=gram)
         self.fixed_columns_ = keep
         X_fixed = _select_columns(arrays.X, keep)
         fixed_names = [arrays.fixed_names[i] for i in keep]
@@ -294,7 +356,7 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
                 f"Found n_samples={y.shape[0]} for {len(keep)} fixed effect(s): estimating "
                 "the residual variance needs more observations than fixed effects."
             )
-        least_squares = least_squares_offset(X_fixed, y)
+        least_squares = least_squares_offset(X_fixed, y, gram if X_fixed is arrays.X else None)
         _check_residual_variation(least_squares[1], y, fixed_names)
 
         terms, levels = [], []
@@ -431,12 +493,10 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
 
     def _set_result(self, result: MixedLMResult):
         self.result_ = result
-        for attribute, field in _RESULT_ATTRIBUTES.items():
-            setattr(self, attribute, getattr(result, field))
-        beta = result.fixed_effects.to_numpy()
-        has_intercept = beta.size and result.fixed_effects.index[0] == "(Intercept)"
-        self.intercept_ = float(beta[0]) if has_intercept else 0.0
-        self.coef_ = beta[1:] if has_intercept else beta
+        # Values set on the instance (by hand, or by a pickle of an older version) would
+        # hide the new result's.
+        for name in [name for name in vars(self) if isinstance(vars(type(self)).get(name), _FromResult)]:
+            del self.__dict__[name]
 
     def _warn_about(self, result):
         if result.is_singular:
@@ -546,6 +606,26 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
         return tags
 
 
+_VALID_PARAMS: set = set()
+
+
+def _params_key(cls, params):
+    """A hashable record of parameters' types and values, or None if there is none."""
+
+    def record(value):
+        if isinstance(value, (list, tuple)):
+            return type(value), tuple(record(v) for v in value)
+        if isinstance(value, dict):
+            return type(value), tuple((record(k), record(v)) for k, v in value.items())
+        hash(value)  # TypeError for other unhashable values
+        return type(value), value
+
+    try:
+        return cls, tuple((name, record(value)) for name, value in params.items())
+    except TypeError:
+        return None
+
+
 @functools.cache
 def _init_param_names(cls):
     return tuple(super(MixedLMRegressor, cls)._get_param_names())
@@ -555,7 +635,8 @@ def _linear_predictor(X_fixed, beta, factors, modes, codes):
     """``Xβ + Σ Z b``, with each factor's modes looked up by its rows' level codes."""
     out = X_fixed @ beta
     for factor, factor_modes, code in zip(factors, modes, codes):
-        out += np.einsum("ij,ij->i", factor.columns, factor_modes[code])
+        # np.take gathers rows an order of magnitude faster than factor_modes[code].
+        out += np.einsum("ij,ij->i", factor.columns, np.take(factor_modes, code, axis=0))
     return out
 
 
@@ -604,13 +685,14 @@ def _check_residual_variation(resid, y, names):
     residual variation the residual variance is zero and the likelihood infinite
     (lme4 reports ``logLik = Inf`` or a number made of rounding errors).
     """
-    top = np.abs(y).max()
+    y_min, y_max = y.min(), y.max()
+    top = max(abs(y_min), abs(y_max))
     if top > MAX_MAGNITUDE:
         raise ValueError(
             f"y has values up to {top:.3g}, beyond {MAX_MAGNITUDE:.0e}: their squares "
             "overflow float64. Rescale y."
         )
-    if np.ptp(y) == 0:
+    if y_max == y_min:
         raise ValueError(
             f"y is constant (every value is {y[0]:g}): there is no variation to model."
         )
