@@ -27,9 +27,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import sklmixed  # noqa: E402
-from sklmixed import MixedLMRegressor, _core, _estimator, lmer  # noqa: E402
-from sklmixed.datasets import load_exam  # noqa: E402
+import sklmixed
+from sklmixed import MixedLMRegressor, _core, _estimator, lmer
+from sklmixed.datasets import load_exam
 
 EXAM_MODELS = [
     ("normexam ~ 1 + (1 | school)", True),
@@ -93,7 +93,8 @@ def stage_times(fit, repeats):
         total = _clock() - start
         stages = dict(_times)
         # fit_lmm holds cross_products, _optimize_theta and solve: report its rest.
-        stages["fit_lmm"] -= sum(stages.get(k, 0.0) for k in ("cross_products", "_optimize_theta", "solve"))
+        inner = ("cross_products", "_optimize_theta", "solve")
+        stages["fit_lmm"] -= sum(stages.get(k, 0.0) for k in inner)
         stages["fit_lmm (rest)"] = stages.pop("fit_lmm")
         stages["other"] = total - sum(stages.values())
         stages["overhead"] = total - sum(stages.get(k, 0.0) for k in EXCLUDED)
@@ -158,8 +159,10 @@ def main():
         labels.append("array: group=school, random_effects=[standLRT]")
         for label, (lo, med) in zip(labels, totals):
             print(f"  {label:<58}{lo:>8.3f}{med:>9.3f}")
-        print(f"  {'sum of the five lmer models':<58}{sum(t[0] for t in totals[:5]):>8.3f}"
-              f"{sum(t[1] for t in totals[:5]):>9.3f}")
+        print(
+            f"  {'sum of the five lmer models':<58}{sum(t[0] for t in totals[:5]):>8.3f}"
+            f"{sum(t[1] for t in totals[:5]):>9.3f}"
+        )
 
     instrument()
     report(f"lmer({formula!r})", stage_times(model_fits[-1], args.repeats))

@@ -2,8 +2,9 @@
 
 ``__init__`` only stores parameters. ``fit`` validates, builds the model arrays
 through a design (columns of X, or an lme4 formula), hands plain arrays to
-:func:`sklmixed._core.fit_lmm` and copies the named :class:`MixedLMResult` onto the
-fitted attributes. ``predict`` rebuilds the arrays of new data with the fitted design.
+:func:`sklmixed._core.fit_lmm` and keeps the named :class:`MixedLMResult`, which the
+fitted attributes read. ``predict`` rebuilds the arrays of new data with the fitted
+design.
 """
 
 from __future__ import annotations
@@ -384,9 +385,9 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
         _check_finite_fit(result)
         self._set_result(result)
         # Every level was seen, so the solution's modes are indexed by the codes directly.
-        fitted = _linear_predictor(
-            X_fixed, core.solution.beta, arrays.factors, core.solution.modes, [t.codes for t in terms]
-        )
+        sol = core.solution
+        codes = [term.codes for term in terms]
+        fitted = _linear_predictor(X_fixed, sol.beta, arrays.factors, sol.modes, codes)
         residuals = y - fitted
         if weights is not None:
             residuals *= np.sqrt(weights)
@@ -495,7 +496,9 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
         self.result_ = result
         # Values set on the instance (by hand, or by a pickle of an older version) would
         # hide the new result's.
-        for name in [name for name in vars(self) if isinstance(vars(type(self)).get(name), _FromResult)]:
+        cls = type(self)
+        stale = [name for name in vars(self) if isinstance(getattr(cls, name, None), _FromResult)]
+        for name in stale:
             del self.__dict__[name]
 
     def _warn_about(self, result):

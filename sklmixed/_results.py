@@ -20,7 +20,7 @@ import pandas as pd
 from ._core import CoreFit
 from ._core.optimize import ConvergenceCheck, OptimizerRecord
 
-__all__ = ["MixedLMResult", "Deferred", "build_result"]
+__all__ = ["Deferred", "MixedLMResult", "build_result"]
 
 # lme4's isSingular(): a θ entry bounded below by 0 that is smaller than this. It is
 # applied to θ of unit-RMS columns, so that it does not depend on the data's units
