@@ -106,6 +106,44 @@ def _block_names(name, n_blocks):
     return [name] + [f"{name}.{k}" for k in range(1, n_blocks)]
 
 
+def _theta_names(name, column_names, blocks):
+    """lme4's names of a term's θ entries (``g.x`` on the diagonal of T, ``g.x.w`` below)."""
+    names = []
+    for block in blocks:
+        for j, col in enumerate(block):
+            for row in block[j:]:
+                suffix = column_names[row]
+                if row != col:
+                    suffix += "." + column_names[col]
+                names.append(f"{name}.{suffix}")
+    return names
+
+
+def _variance_components(terms, sigma):
+    """lme4's ``as.data.frame(VarCorr(fit))``: one row per variance and covariance."""
+    rows = []
+    for name, column_names, blocks, theta in terms:
+        T = np.zeros((len(column_names),) * 2)
+        k = 0
+        for grp, block in zip(_block_names(name, len(blocks)), blocks):
+            names = [column_names[c] for c in block]
+            for j, col in enumerate(block):
+                for row in block[j:]:
+                    T[row, col] = theta[k]
+                    k += 1
+            Tb = T[np.ix_(block, block)]
+            V = sigma**2 * (Tb @ Tb.T)
+            sd = np.sqrt(np.diag(V))
+            for a, var in enumerate(names):
+                rows.append((grp, var, None, V[a, a], sd[a]))
+            for a in range(len(block)):
+                for b in range(a + 1, len(block)):
+                    corr = V[a, b] / (sd[a] * sd[b]) if sd[a] > 0 and sd[b] > 0 else np.nan
+                    rows.append((grp, names[a], names[b], V[a, b], corr))
+    rows.append(("Residual", None, None, sigma**2, sigma))
+    return pd.DataFrame(rows, columns=["group", "var1", "var2", "vcov", "sdcor"])
+
+
 def _modes_tables(modes):
     """Conditional modes of each factor as a DataFrame, one row per level."""
     return {
@@ -139,45 +177,19 @@ def build_result(core: CoreFit, factors, fixed_names, levels, method, dropped_fi
     sigma = sol.sigma
     fixed_names = list(fixed_names)
 
-    rows, theta_names, start = [], [], 0
+    # Per term, in lme4's order: (factor name, column names, blocks, θ) for the variance
+    # components, and (factor name, modes, levels, column names) for the modes' tables.
+    terms, modes, cond_var, n_groups, start = [], [], {}, {}, 0
     for i in core.term_order:
-        factor = factors[i]
-        n_theta = core.theta_sizes[i]
-        T = np.zeros((len(factor.column_names),) * 2)
-        term_theta = record.theta[start : start + n_theta]
+        factor, n_theta = factors[i], core.theta_sizes[i]
+        theta = record.theta[start : start + n_theta]
         start += n_theta
-        k = 0
-        for grp, block in zip(_block_names(factor.name, len(factor.blocks)), factor.blocks):
-            names = [factor.column_names[c] for c in block]
-            for j, col in enumerate(block):
-                for row in block[j:]:
-                    T[row, col] = term_theta[k]
-                    suffix = names[block.index(row)]
-                    if row != col:
-                        suffix += "." + names[j]
-                    theta_names.append(f"{factor.name}.{suffix}")
-                    k += 1
-            Tb = T[np.ix_(block, block)]
-            V = sigma**2 * (Tb @ Tb.T)
-            sd = np.sqrt(np.diag(V))
-            for a, name in enumerate(names):
-                rows.append((grp, name, None, V[a, a], sd[a]))
-            for a in range(len(block)):
-                for b in range(a + 1, len(block)):
-                    corr = V[a, b] / (sd[a] * sd[b]) if sd[a] > 0 and sd[b] > 0 else np.nan
-                    rows.append((grp, names[a], names[b], V[a, b], corr))
-    rows.append(("Residual", None, None, sigma**2, sigma))
-
-    cond_var, n_groups = {}, {}
-    for i in core.term_order:
-        factor = factors[i]
+        terms.append((factor.name, factor.column_names, factor.blocks, theta))
+        modes.append((factor.name, sol.modes[i], levels[i], list(factor.column_names)))
         if sol.cond_cov is not None:
             cond_var[factor.name] = sol.cond_cov[i]
         n_groups[factor.name] = len(levels[i])
-    modes = [
-        (factors[i].name, sol.modes[i], levels[i], list(factors[i].column_names))
-        for i in core.term_order
-    ]
+    theta_names = [name for term in terms for name in _theta_names(*term[:3])]
 
     lower = core.theta_lower
     reml = method == "REML"
@@ -193,9 +205,7 @@ def build_result(core: CoreFit, factors, fixed_names, levels, method, dropped_fi
         fixed_effects_cov=Deferred(
             pd.DataFrame, sol.beta_cov, index=fixed_names, columns=fixed_names
         ),
-        variance_components=Deferred(
-            pd.DataFrame, rows, columns=["group", "var1", "var2", "vcov", "sdcor"]
-        ),
+        variance_components=Deferred(_variance_components, terms, sigma),
         random_effects=Deferred(_modes_tables, modes),
         random_effects_cond_var=cond_var,
         sigma=sigma,
