@@ -399,11 +399,12 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
         """X as a pandas DataFrame or a checked 2-D ndarray; sets or checks n_features_in_."""
         if is_dataframe(X):
             X = as_frame_or_array(X)
-            if reset and _has_unique_string_columns(X):
+            names = X.columns.tolist()
+            if reset and _unique_strings(names):
                 # What validate_data(skip_check_array=True) records for such a frame,
                 # without its generic dataframe inspection (a sizable share of a small fit).
-                self.feature_names_in_ = np.asarray(X.columns.tolist(), dtype=object)
-                self.n_features_in_ = X.shape[1]
+                self.feature_names_in_ = np.asarray(names, dtype=object)
+                self.n_features_in_ = len(names)
             elif reset or self.formula is None:
                 # With a formula, new data need only the formula's variables, which the
                 # formula design checks by name; other columns may differ from fit's.
@@ -496,9 +497,7 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
         self.result_ = result
         # Values set on the instance (by hand, or by a pickle of an older version) would
         # hide the new result's.
-        cls = type(self)
-        stale = [name for name in vars(self) if isinstance(getattr(cls, name, None), _FromResult)]
-        for name in stale:
+        for name in _FROM_RESULT & self.__dict__.keys():
             del self.__dict__[name]
 
     def _warn_about(self, result):
@@ -609,6 +608,11 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
         return tags
 
 
+# Names of the fitted attributes read from result_.
+_FROM_RESULT = frozenset(
+    name for name, value in vars(MixedLMRegressor).items() if isinstance(value, _FromResult)
+)
+
 _VALID_PARAMS: set = set()
 
 
@@ -643,10 +647,9 @@ def _linear_predictor(X_fixed, beta, factors, modes, codes):
     return out
 
 
-def _has_unique_string_columns(X):
-    """Whether a pandas DataFrame's column labels are unique, all ``str`` and not none."""
-    columns = X.columns
-    return len(columns) > 0 and columns.is_unique and all(type(c) is str for c in columns)
+def _unique_strings(names):
+    """Whether ``names`` are all ``str``, distinct, and not none."""
+    return bool(names) and all(type(n) is str for n in names) and len(set(names)) == len(names)
 
 
 def _select_columns(X, keep):
