@@ -179,10 +179,13 @@ def build_result(core: CoreFit, factors, fixed_names, levels, method, dropped_fi
 
     # Per term, in lme4's order: (factor name, column names, blocks, θ) for the variance
     # components, and (factor name, modes, levels, column names) for the modes' tables.
+    # θ is copied: the record's array is public (optimizer_record_.theta), and the
+    # variance components are computed from it later.
+    all_theta = record.theta.copy()
     terms, modes, cond_var, n_groups, start = [], [], {}, {}, 0
     for i in core.term_order:
         factor, n_theta = factors[i], core.theta_sizes[i]
-        theta = record.theta[start : start + n_theta]
+        theta = all_theta[start : start + n_theta]
         start += n_theta
         terms.append((factor.name, factor.column_names, factor.blocks, theta))
         modes.append((factor.name, sol.modes[i], levels[i], list(factor.column_names)))
