@@ -425,11 +425,22 @@ def _groups_names(groups):
     return ["group"]
 
 
-def drop_aliased_columns(X, names, tol=1e-7, warn=True):
+def drop_aliased_columns(X, names, tol=1e-7, warn=True, gram=None):
     """Columns of X to keep: each dropped one is a linear combination of earlier ones.
 
     Mirrors lme4, which keeps a column unless its part orthogonal to the columns
     before it is below ``tol`` times its norm (R's ``qr(X, tol = 1e-7)``), and warns.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, p)
+    names : sequence of str
+        Column names, for the warning.
+    tol : float, default=1e-7
+    warn : bool, default=True
+        Warn when columns are dropped.
+    gram : ndarray of shape (p, p), optional
+        ``X.T @ X``, when the caller has it.
 
     Returns
     -------
@@ -437,19 +448,22 @@ def drop_aliased_columns(X, names, tol=1e-7, warn=True):
         Positions of the kept columns, in their original order.
     """
     p = X.shape[1]
-    norms = np.sqrt(np.einsum("ij,ij->j", X, X))
     if p == 0:
         return np.arange(0)
-    # Screen with the Gram matrix of unit-norm columns: cheap, and decisive whenever
+    if gram is None:
+        gram = X.T @ X
+    # Screen with the Cholesky factor L of the Gram matrix: L_jj / ||x_j|| is the share
+    # of column j orthogonal to the columns before it. Cheap, and decisive whenever
     # every column keeps far more than `tol` of its norm.
+    col_norms = np.sqrt(np.diag(gram))
+    if col_norms.min() > 0:
+        try:
+            if (np.diag(np.linalg.cholesky(gram)) / col_norms).min() > 1e-4:
+                return np.arange(p)
+        except np.linalg.LinAlgError:
+            pass
+    norms = np.sqrt(np.einsum("ij,ij->j", X, X))
     scale = np.where(norms > 0, norms, 1.0)
-    gram = (X.T @ X) / np.outer(scale, scale)
-    try:
-        chol = np.linalg.cholesky(gram)
-        if norms.min() > 0 and np.diag(chol).min() > 1e-4:
-            return np.arange(p)
-    except np.linalg.LinAlgError:
-        pass
     # Exact greedy Gram-Schmidt (twice, for orthogonality) in column order.
     basis, keep = [], []
     for j in range(p):

@@ -2,12 +2,15 @@
 
 ``__init__`` only stores parameters. ``fit`` validates, builds the model arrays
 through a design (columns of X, or an lme4 formula), hands plain arrays to
-:func:`sklmixed._core.fit_lmm` and copies the named :class:`MixedLMResult` onto the
-fitted attributes. ``predict`` rebuilds the arrays of new data with the fitted design.
+:func:`sklmixed._core.fit_lmm` and keeps the named :class:`MixedLMResult`, which the
+fitted attributes read. ``predict`` rebuilds the arrays of new data with the fitted
+design.
 """
 
 from __future__ import annotations
 
+import functools
+import operator
 import warnings
 from numbers import Integral, Real
 
@@ -34,28 +37,51 @@ from .exceptions import SingularFitWarning
 
 __all__ = ["MixedLMRegressor"]
 
-# Fitted attributes copied from the result, name on the estimator -> name on the result.
-_RESULT_ATTRIBUTES = {
-    "fixed_effects_": "fixed_effects",
-    "fixed_effects_se_": "fixed_effects_se",
-    "fixed_effects_cov_": "fixed_effects_cov",
-    "variance_components_": "variance_components",
-    "random_effects_": "random_effects",
-    "random_effects_cond_var_": "random_effects_cond_var",
-    "sigma_": "sigma",
-    "theta_": "theta",
-    "log_likelihood_": "log_likelihood",
-    "reml_criterion_": "reml_criterion",
-    "deviance_": "deviance",
-    "aic_": "aic",
-    "bic_": "bic",
-    "n_groups_": "n_groups",
-    "is_singular_": "is_singular",
-    "converged_": "converged",
-    "n_iter_": "n_iter",
-    "optimizer_record_": "optimizer",
-    "convergence_check_": "convergence_check",
-}
+
+class _FromResult:
+    """A fitted attribute read from ``result_`` on access.
+
+    ``result_`` builds its pandas tables on first access, so that fit does not pay for
+    them. Not a data descriptor: a value set on the instance takes precedence until
+    the next fit.
+
+    Parameters
+    ----------
+    read : str or callable
+        The result's attribute of that name, or a function of the result.
+    """
+
+    def __init__(self, read):
+        self.read = operator.attrgetter(read) if isinstance(read, str) else read
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, model, owner=None):
+        if model is None:
+            return self
+        result = model.__dict__.get("result_")
+        if result is None:  # not fitted: the error Python gives for a missing attribute
+            raise AttributeError(
+                f"{type(model).__name__!r} object has no attribute {self.name!r}",
+                name=self.name,
+                obj=model,
+            )
+        return self.read(result)
+
+
+def _has_intercept(beta):
+    return len(beta) and beta.index[0] == "(Intercept)"
+
+
+def _intercept(result):
+    beta = result.fixed_effects
+    return float(beta.iloc[0]) if _has_intercept(beta) else 0.0
+
+
+def _coef(result):
+    beta = result.fixed_effects
+    return beta.to_numpy()[1:] if _has_intercept(beta) else beta.to_numpy()
 
 
 class MixedLMRegressor(RegressorMixin, BaseEstimator):
@@ -217,6 +243,29 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
         "check_convergence": ["boolean"],
     }
 
+    # Fitted attributes, read from result_ (documented above).
+    fixed_effects_ = _FromResult("fixed_effects")
+    fixed_effects_se_ = _FromResult("fixed_effects_se")
+    fixed_effects_cov_ = _FromResult("fixed_effects_cov")
+    coef_ = _FromResult(_coef)
+    intercept_ = _FromResult(_intercept)
+    variance_components_ = _FromResult("variance_components")
+    random_effects_ = _FromResult("random_effects")
+    random_effects_cond_var_ = _FromResult("random_effects_cond_var")
+    sigma_ = _FromResult("sigma")
+    theta_ = _FromResult("theta")
+    log_likelihood_ = _FromResult("log_likelihood")
+    reml_criterion_ = _FromResult("reml_criterion")
+    deviance_ = _FromResult("deviance")
+    aic_ = _FromResult("aic")
+    bic_ = _FromResult("bic")
+    n_groups_ = _FromResult("n_groups")
+    is_singular_ = _FromResult("is_singular")
+    converged_ = _FromResult("converged")
+    n_iter_ = _FromResult("n_iter")
+    optimizer_record_ = _FromResult("optimizer")
+    convergence_check_ = _FromResult("convergence_check")
+
     def __init__(
         self,
         *,
@@ -243,6 +292,25 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
         self.tol = tol
         self.max_iter = max_iter
         self.check_convergence = check_convergence
+
+    @classmethod
+    def _get_param_names(cls):
+        # scikit-learn reads __init__'s signature on every fit (to validate parameters)
+        # and every get_params or clone; a class's signature does not change.
+        return list(_init_param_names(cls))
+
+    def _validate_params(self):
+        # scikit-learn validates every parameter on every fit. Whether a value passes
+        # depends only on its type and value, so parameters found valid once are
+        # remembered (a bounded set, per class).
+        key = _params_key(type(self), self.get_params(deep=False))
+        if key is not None and key in _VALID_PARAMS:
+            return
+        super()._validate_params()
+        if key is not None:
+            if len(_VALID_PARAMS) >= 256:
+                _VALID_PARAMS.clear()
+            _VALID_PARAMS.add(key)
 
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)
@@ -279,7 +347,9 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
             )
         y = self._response(X, y, arrays.X.shape[0])
         weights = _check_weights(sample_weight, y.shape[0])
-        keep = drop_aliased_columns(arrays.X, arrays.fixed_names)
+        # X'X serves the rank check and, when every column is kept, the least squares.
+        gram = arrays.X.T @ arrays.X
+        keep = drop_aliased_columns(arrays.X, arrays.fixed_names, gram=gram)
         self.fixed_columns_ = keep
         X_fixed = _select_columns(arrays.X, keep)
         fixed_names = [arrays.fixed_names[i] for i in keep]
@@ -290,7 +360,7 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
                 f"Found n_samples={y.shape[0]} for {len(keep)} fixed effect(s): estimating "
                 "the residual variance needs more observations than fixed effects."
             )
-        least_squares = least_squares_offset(X_fixed, y)
+        least_squares = least_squares_offset(X_fixed, y, gram if X_fixed is arrays.X else None)
         _check_residual_variation(least_squares[1], y, fixed_names)
 
         terms, levels = [], []
@@ -317,9 +387,14 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
         result = build_result(core, arrays.factors, fixed_names, levels, self.method, dropped)
         _check_finite_fit(result)
         self._set_result(result)
-        fitted = self._linear_predictor(X_fixed, arrays.factors, [t.codes for t in terms])
-        scale = 1.0 if weights is None else np.sqrt(weights)
-        self.scaled_residuals_ = (y - fitted) * scale / result.sigma
+        # Every level was seen, so the solution's modes are indexed by the codes directly.
+        sol = core.solution
+        codes = [term.codes for term in terms]
+        fitted = _linear_predictor(X_fixed, sol.beta, arrays.factors, sol.modes, codes)
+        residuals = y - fitted
+        if weights is not None:
+            residuals *= np.sqrt(weights)
+        self.scaled_residuals_ = residuals / result.sigma
         self._warn_about(result)
         return self
 
@@ -327,7 +402,13 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
         """X as a pandas DataFrame or a checked 2-D ndarray; sets or checks n_features_in_."""
         if is_dataframe(X):
             X = as_frame_or_array(X)
-            if reset or self.formula is None:
+            names = X.columns.tolist()
+            if reset and _unique_strings(names):
+                # What validate_data(skip_check_array=True) records for such a frame,
+                # without its generic dataframe inspection (a sizable share of a small fit).
+                self.feature_names_in_ = np.asarray(names, dtype=object)
+                self.n_features_in_ = len(names)
+            elif reset or self.formula is None:
                 # With a formula, new data need only the formula's variables, which the
                 # formula design checks by name; other columns may differ from fit's.
                 validate_data(self, X, skip_check_array=True, reset=reset)
@@ -406,21 +487,21 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
                 )
             y = self.design_.response_vector(X)
         y = _float_array(y, "y")
-        y = column_or_1d(
-            check_array(y, ensure_2d=False, dtype=np.float64, input_name="y"), warn=True
-        )
+        if not (y.ndim == 1 and y.size and np.isfinite(y).all()):
+            # Only a y that fails these checks needs scikit-learn's, for their messages.
+            y = column_or_1d(
+                check_array(y, ensure_2d=False, dtype=np.float64, input_name="y"), warn=True
+            )
         if y.shape[0] != n:
             raise ValueError(f"X has {n} rows but y has {y.shape[0]}.")
         return y
 
     def _set_result(self, result: MixedLMResult):
         self.result_ = result
-        for attribute, field in _RESULT_ATTRIBUTES.items():
-            setattr(self, attribute, getattr(result, field))
-        beta = result.fixed_effects
-        has_intercept = len(beta) and beta.index[0] == "(Intercept)"
-        self.intercept_ = float(beta.iloc[0]) if has_intercept else 0.0
-        self.coef_ = beta.to_numpy()[1:] if has_intercept else beta.to_numpy()
+        # Values set on the instance (by hand, or by a pickle of an older version) would
+        # hide the new result's.
+        for name in _FROM_RESULT & self.__dict__.keys():
+            del self.__dict__[name]
 
     def _warn_about(self, result):
         if result.is_singular:
@@ -447,16 +528,6 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
             )
 
     # -------------------------------------------------------------- predict
-    def _linear_predictor(self, X_fixed, factors, codes):
-        """``Xβ + Σ Z b``; a code of -1 (a level unseen in fit) contributes zero."""
-        out = X_fixed @ self.result_.fixed_effects.to_numpy()
-        for factor, code in zip(factors, codes):
-            modes = self.random_effects_[factor.name].to_numpy()
-            # Row -1 of the padded table is zeros: unseen levels fall back to the population.
-            padded = np.vstack([modes, np.zeros((1, modes.shape[1]))])
-            out += np.einsum("ij,ij->i", factor.columns, padded[code])
-        return out
-
     def predict(self, X, groups=None):
         """Predict with fixed effects plus the conditional modes of known levels.
 
@@ -480,8 +551,17 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
             self.levels_[f.name].get_indexer(pd.Index(f.labels)).astype(np.intp)
             for f in arrays.factors
         ]
-        return self._linear_predictor(
-            _select_columns(arrays.X, self.fixed_columns_), arrays.factors, codes
+        # Row -1 of each padded table is zeros: unseen levels fall back to the population.
+        padded = [
+            np.vstack([modes, np.zeros((1, modes.shape[1]))])
+            for modes in (self.random_effects_[f.name].to_numpy() for f in arrays.factors)
+        ]
+        return _linear_predictor(
+            _select_columns(arrays.X, self.fixed_columns_),
+            self.result_.fixed_effects.to_numpy(),
+            arrays.factors,
+            padded,
+            codes,
         )
 
     def score(self, X, y, groups=None, sample_weight=None):
@@ -531,6 +611,50 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
         return tags
 
 
+# Names of the fitted attributes read from result_.
+_FROM_RESULT = frozenset(
+    name for name, value in vars(MixedLMRegressor).items() if isinstance(value, _FromResult)
+)
+
+_VALID_PARAMS: set = set()
+
+
+def _params_key(cls, params):
+    """A hashable record of parameters' types and values, or None if there is none."""
+
+    def record(value):
+        if isinstance(value, (list, tuple)):
+            return type(value), tuple(record(v) for v in value)
+        if isinstance(value, dict):
+            return type(value), tuple((record(k), record(v)) for k, v in value.items())
+        hash(value)  # TypeError for other unhashable values
+        return type(value), value
+
+    try:
+        return cls, tuple((name, record(value)) for name, value in params.items())
+    except TypeError:
+        return None
+
+
+@functools.cache
+def _init_param_names(cls):
+    return tuple(super(MixedLMRegressor, cls)._get_param_names())
+
+
+def _linear_predictor(X_fixed, beta, factors, modes, codes):
+    """``Xβ + Σ Z b``, with each factor's modes looked up by its rows' level codes."""
+    out = X_fixed @ beta
+    for factor, factor_modes, code in zip(factors, modes, codes):
+        # np.take gathers rows an order of magnitude faster than factor_modes[code].
+        out += np.einsum("ij,ij->i", factor.columns, np.take(factor_modes, code, axis=0))
+    return out
+
+
+def _unique_strings(names):
+    """Whether ``names`` are all ``str``, distinct, and not none."""
+    return bool(names) and all(type(n) is str for n in names) and len(set(names)) == len(names)
+
+
 def _select_columns(X, keep):
     """``X[:, keep]``, without a copy when every column is kept (the usual case)."""
     return X if keep.size == X.shape[1] else X[:, keep]
@@ -570,13 +694,14 @@ def _check_residual_variation(resid, y, names):
     residual variation the residual variance is zero and the likelihood infinite
     (lme4 reports ``logLik = Inf`` or a number made of rounding errors).
     """
-    top = np.abs(y).max()
+    y_min, y_max = y.min(), y.max()
+    top = max(abs(y_min), abs(y_max))
     if top > MAX_MAGNITUDE:
         raise ValueError(
             f"y has values up to {top:.3g}, beyond {MAX_MAGNITUDE:.0e}: their squares "
             "overflow float64. Rescale y."
         )
-    if np.ptp(y) == 0:
+    if y_max == y_min:
         raise ValueError(
             f"y is constant (every value is {y[0]:g}): there is no variation to model."
         )

@@ -109,16 +109,30 @@ def lme4_term_order(terms) -> tuple:
     return tuple(sorted(range(len(terms)), key=lambda i: -terms[i].n_levels))
 
 
-def least_squares_offset(X, y):
+def least_squares_offset(X, y, XtX=None):
     """Coefficients of a least-squares fit of ``y`` on ``X``, refined once.
 
     Removing this fit before forming cross-products keeps ``yᵀy`` from swamping the
     penalized residual sum of squares (a response around 1e6 would otherwise lose
     every significant digit of it). Any offset is valid: it only shifts β.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, p)
+    y : ndarray of shape (n,)
+    XtX : ndarray of shape (p, p), optional
+        ``X.T @ X``, when the caller has it.
+
+    Returns
+    -------
+    coef : ndarray of shape (p,)
+    resid : ndarray of shape (n,)
+        ``y - X @ coef``.
     """
     if X.shape[1] == 0:
         return np.zeros(0), y
-    XtX = X.T @ X
+    if XtX is None:
+        XtX = X.T @ X
     gamma = np.linalg.lstsq(XtX, X.T @ y, rcond=None)[0]
     resid = y - X @ gamma
     correction = np.linalg.lstsq(XtX, X.T @ resid, rcond=None)[0]
@@ -324,8 +338,12 @@ def _flip_zero_columns(theta, terms):
 
 
 def _split(theta, terms):
-    """θ of each term."""
-    return np.split(theta, np.cumsum([t.n_theta for t in terms])[:-1])
+    """θ of each term (views of ``theta``)."""
+    parts, start = [], 0
+    for term in terms:
+        parts.append(theta[start : start + term.n_theta])
+        start += term.n_theta
+    return parts
 
 
 def _fit_fixed_only(X, resid, offset, sqrt_weights, reml) -> CoreFit:
