@@ -9,7 +9,6 @@ design.
 
 from __future__ import annotations
 
-import functools
 import operator
 import warnings
 from numbers import Integral, Real
@@ -292,25 +291,6 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
         self.tol = tol
         self.max_iter = max_iter
         self.check_convergence = check_convergence
-
-    @classmethod
-    def _get_param_names(cls):
-        # scikit-learn reads __init__'s signature on every fit (to validate parameters)
-        # and every get_params or clone; a class's signature does not change.
-        return list(_init_param_names(cls))
-
-    def _validate_params(self):
-        # scikit-learn validates every parameter on every fit. Whether a value passes
-        # depends only on its type and value, so parameters found valid once are
-        # remembered (a bounded set, per class).
-        key = _params_key(type(self), self.get_params(deep=False))
-        if key is not None and key in _VALID_PARAMS:
-            return
-        super()._validate_params()
-        if key is not None:
-            if len(_VALID_PARAMS) >= 256:
-                _VALID_PARAMS.clear()
-            _VALID_PARAMS.add(key)
 
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)
@@ -615,31 +595,6 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
 _FROM_RESULT = frozenset(
     name for name, value in vars(MixedLMRegressor).items() if isinstance(value, _FromResult)
 )
-
-_VALID_PARAMS: set = set()
-
-
-def _params_key(cls, params):
-    """A hashable record of parameters' types and values, or None if there is none."""
-
-    def record(value):
-        if isinstance(value, (list, tuple)):
-            return type(value), tuple(record(v) for v in value)
-        if isinstance(value, dict):
-            return type(value), tuple((record(k), record(v)) for k, v in value.items())
-        hash(value)  # TypeError for other unhashable values
-        return type(value), value
-
-    try:
-        return cls, tuple((name, record(value)) for name, value in params.items())
-    except TypeError:
-        return None
-
-
-@functools.cache
-def _init_param_names(cls):
-    return tuple(super(MixedLMRegressor, cls)._get_param_names())
-
 
 def _linear_predictor(X_fixed, beta, factors, modes, codes):
     """``Xβ + Σ Z b``, with each factor's modes looked up by its rows' level codes."""
