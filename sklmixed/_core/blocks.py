@@ -126,11 +126,19 @@ def _term_matrix(term: RandomTerm, sqrt_weights, offset: int, width: int, rows=s
 
     ``rows`` selects a contiguous slice of observations.
     """
-    codes, columns = term.codes[rows], term.scaled_columns(rows)
-    n, q = columns.shape
+    vals = term.scaled_columns(rows)
+    if sqrt_weights is not None:
+        vals = vals * sqrt_weights[rows, None]
+    return _level_columns(term.codes[rows], vals, offset, width)
+
+
+def _level_columns(codes, vals, offset, width):
+    """The CSR matrix whose row i holds ``vals[i]`` in the columns of level ``codes[i]``."""
+    n, q = vals.shape
     cols = offset + codes[:, None] * q + np.arange(q)
-    vals = columns if sqrt_weights is None else columns * sqrt_weights[rows, None]
-    return sp.csr_array((vals.ravel(), cols.ravel(), np.arange(0, n * q + 1, q)), shape=(n, width))
+    return sp.csr_array(
+        (np.ravel(vals), cols.ravel(), np.arange(0, n * q + 1, q)), shape=(n, width)
+    )
 
 
 # Rows are reduced this many at a time, so that the temporaries ([X y] with weights,
@@ -177,8 +185,8 @@ def cross_products(X, y, terms, sqrt_weights=None) -> CrossProducts:
             XY *= sqrt_weights[rows, None]
             Z1cols = Z1cols * sqrt_weights[rows, None]
         XYtXY += XY.T @ XY
-        Z1tXY += _term_matrix(first, sqrt_weights, 0, Q1, rows).T @ XY
         codes = first.codes[rows]
+        Z1tXY += _level_columns(codes, Z1cols, 0, Q1).T @ XY
         for a in range(q1):
             for b in range(a + 1):
                 A11[a, b] += np.bincount(codes, Z1cols[:, a] * Z1cols[:, b], minlength=m1)
@@ -566,7 +574,7 @@ class BlockedFactor:
     @property
     def logdet_RX(self) -> float:
         """``log |R_X|²`` (lme4's ``ldRX2``)."""
-        return float(2.0 * np.log(np.diag(self.L33)[:-1]).sum())
+        return float(2.0 * np.log(self.L33.diagonal()[:-1]).sum())
 
     @property
     def pwrss(self) -> float:

@@ -9,6 +9,7 @@ Nothing is retried silently: the record says what was run and how it ended.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import nlopt
@@ -112,15 +113,18 @@ def minimize_theta(
 
     def counted(theta):
         nonlocal n_evals
-        if last[0] is not None and np.array_equal(theta, last[0]):
+        if with_gradient and last[0] is not None and np.array_equal(theta, last[0]):
             return last[1]
         n_evals += 1
         out = fun(theta)
         value = out[0] if with_gradient else out
-        value = value if np.isfinite(value) else np.inf
+        if not math.isfinite(value):  # as +inf: the optimizer steps back
+            value = np.inf
         if value < best[0]:
-            best[0], best[1] = value, np.array(theta, dtype=float)
-        last[0], last[1] = np.array(theta, dtype=float), (value, out[1]) if with_gradient else value
+            best[0], best[1] = value, theta.copy()
+        if not with_gradient:
+            return value
+        last[0], last[1] = theta.copy(), (value, out[1])
         return last[1]
 
     if with_gradient:
