@@ -250,11 +250,15 @@ def _optimize_theta(criterion, cp, ordered, reml, start, lower, options, check_c
         return record, None
     check = check_optimum(criterion, record.theta, record.fmin, lower, gradient=check_gradient)
     polished = polish(criterion, record, check, lower)
-    searched_coarser = options["ftol_abs"] > _LME4_TOL
-    if searched_coarser and polished.fmin == record.fmin and check.predicted_decrease > _LME4_TOL:
-        # The Newton step did not deliver what the coarser search left: BOBYQA
-        # carries on at lme4's tolerances.
-        finish = {**options, "xtol_abs": _LME4_TOL, "ftol_abs": _LME4_TOL}
+    if polished.fmin == record.fmin and check.predicted_decrease > _LME4_TOL:
+        # The Newton step did not deliver what the search left (a coarse search, or
+        # BOBYQA stalled in a flat valley next to a zero variance): BOBYQA carries on
+        # from there with a fresh trust region, at lme4's tolerances or finer.
+        finish = {
+            **options,
+            "xtol_abs": min(options["xtol_abs"], _LME4_TOL),
+            "ftol_abs": min(options["ftol_abs"], _LME4_TOL),
+        }
         record = _continue_search(criterion, polished, lower, finish)
         check = check_optimum(criterion, record.theta, record.fmin, lower, gradient=check_gradient)
         polished = polish(criterion, record, check, lower)
