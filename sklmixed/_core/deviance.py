@@ -20,9 +20,11 @@ from .blocks import (
     CrossProducts,
     _apply_lambda,
     _apply_lambda_t,
+    _congruence,
     factorize,
     fill_in_quadratic_forms,
     inverse_lower,
+    inverse_lower_levels,
     second_block_inverse,
 )
 
@@ -135,8 +137,7 @@ def solve(theta, cp: CrossProducts, terms, reml: bool) -> Solution:
             stop = start + term.n_levels * term.q
             modes[j] = b2[start:stop].reshape(term.n_levels, term.q)
             start = stop
-    u1 = np.linalg.solve(factor.L11.transpose(0, 2, 1), c1[:, :, None])[:, :, 0]
-    modes[0] = u1 @ T[0].T
+    modes[0] = _back_substitute_levels(factor.L11_entries, c1.T).T @ T[0].T
 
     ml_dev = factor.logdet_L - cp.sum_log_weights + n * (1.0 + _LOG_2PI + np.log(factor.pwrss / n))
     crit = deviance_from_factor(factor, cp, reml)
@@ -154,13 +155,25 @@ def solve(theta, cp: CrossProducts, terms, reml: bool) -> Solution:
     )
 
 
+def _back_substitute_levels(L, c):
+    """``L⁻ᵀ c`` per level, for ``L`` (q, q, m) lower triangular levels last and ``c`` (q, m)."""
+    q = L.shape[0]
+    u = np.empty_like(c)
+    for i in range(q - 1, -1, -1):
+        u[i] = (c[i] - np.einsum("jm,jm->m", L[i + 1 :, i], u[i + 1 :])) / L[i, i]
+    return u
+
+
 def _conditional_covariances(factor: BlockedFactor, cp, terms, sigma2):
     """Diagonal blocks of ``σ² Λ (L_Z L_Zᵀ)⁻¹ Λᵀ``, one ``q × q`` block per level."""
     T = factor.T
+    if not cp.has_second_block:
+        # Levels last (see CrossProducts): T L⁻ᵀ L⁻¹ Tᵀ per level as a few products.
+        L_inv = inverse_lower_levels(factor.L11_entries)
+        V = np.einsum("bam,bcm->acm", L_inv, L_inv)
+        return [sigma2 * _congruence(T[0].T, V).transpose(2, 0, 1)]
     L11_inv = inverse_lower(factor.L11)  # (m1, q1, q1)
     V1 = L11_inv.transpose(0, 2, 1) @ L11_inv
-    if not cp.has_second_block:
-        return [sigma2 * (T[0] @ V1 @ T[0].T)]
     Q2, Q1 = factor.G.shape
     m1, q1 = terms[0].n_levels, terms[0].q
     # Column block i of L⁻¹ for factor 1 is [L₁₁,ᵢ⁻¹ ; −L₂₂⁻¹ L₂₁ Eᵢ L₁₁,ᵢ⁻¹], so level i
