@@ -150,8 +150,10 @@ def moment_theta_start(terms, resid) -> np.ndarray:
         n0 = (n - (counts**2).sum() / n) / max(m - 1, 1)
         ratio = np.sqrt(max(between - within, 0.0) / n0 / within) if within > 0 else 1.0
         rho = float(np.clip(ratio, 0.1, 10.0))
-        columns = term.scaled_columns()
-        rms = np.sqrt(np.einsum("ij,ij->j", columns, columns) / n)
+        # Root mean square of the scaled columns, without forming them.
+        rms = np.sqrt(np.einsum("ij,ij->j", term.columns, term.columns) / n)
+        if term.column_scale is not None:
+            rms = rms / term.column_scale
         theta = np.zeros(term.n_theta)
         diag = term.theta_on_diagonal
         col_rms = rms[term.theta_rows[diag]]
