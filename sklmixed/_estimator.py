@@ -596,6 +596,7 @@ _FROM_RESULT = frozenset(
     name for name, value in vars(MixedLMRegressor).items() if isinstance(value, _FromResult)
 )
 
+
 def _linear_predictor(X_fixed, beta, factors, modes, codes):
     """``Xβ + Σ Z b``, with each factor's modes looked up by its rows' level codes."""
     out = X_fixed @ beta

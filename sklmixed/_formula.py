@@ -990,9 +990,15 @@ class FormulaDesign:
             column = data[name]
             if isinstance(column, pd.DataFrame):
                 raise ValueError(f"The data has several columns named {name!r}.")
-            values = _plain_values(column, fitting)
-            if isinstance(values, np.ndarray) and values.dtype.kind == "f":
-                nulls = np.isnan(values)  # what pandas would check, without a Series
+            # What pandas' isna checks, without building a Series where that is cheap
+            # (numpy numbers and categoricals), and before any conversion.
+            dtype = column.dtype
+            if isinstance(dtype, np.dtype) and dtype.kind in "iub":
+                nulls = np.zeros(0, dtype=bool)
+            elif isinstance(dtype, np.dtype) and dtype.kind == "f":
+                nulls = np.isnan(column.to_numpy())
+            elif isinstance(dtype, pd.CategoricalDtype):
+                nulls = column.array.codes < 0
             else:
                 nulls = column.isna().to_numpy()
             if nulls.any():
@@ -1001,7 +1007,7 @@ class FormulaDesign:
                     f"first at row {int(np.flatnonzero(nulls)[0])}; rows are never dropped "
                     "silently: remove or impute them first."
                 )
-            columns[name] = values
+            columns[name] = _plain_values(column, fitting)
         return columns
 
     def _fit_matrix(self, formula, columns, frame, text):

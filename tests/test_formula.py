@@ -474,3 +474,21 @@ def test_categorical_group_keeps_its_level_order(small):
     fit = lmer("y ~ x + (1 | batch)", data)
     assert list(fit.levels_["batch"]) == ["B", "A"]
     assert list(fit.random_effects_["batch"].index) == ["B", "A"]
+
+
+@pytest.mark.parametrize(
+    "column",
+    [
+        pd.array([0.5, None, 2.0, 1.5, -0.5, 0.0, 1.0, 3.0], dtype="Float64"),
+        pd.array([1, None, 2, 1, 3, 2, 1, 0], dtype="Int64"),
+        pd.Categorical(["a", None, "b", "a", "b", "a", "b", "a"]),
+        np.array([0.5, np.nan, 2.0, 1.5, -0.5, 0.0, 1.0, 3.0]),
+    ],
+    ids=["Float64", "Int64", "categorical", "float"],
+)
+def test_missing_values_of_any_dtype_are_named_before_conversion(small, column):
+    data = small.assign(w=column)
+    with pytest.raises(ValueError, match="Column 'w' has 1 missing value.*first at row 1"):
+        FormulaDesign("y ~ w + (1 | school)").fit(data)
+    with pytest.raises(ValueError, match="Column 'w' has 1 missing value.*first at row 1"):
+        FormulaDesign("y ~ x + (1 | w)").fit(data)
