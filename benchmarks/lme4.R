@@ -39,8 +39,8 @@ status_mb <- function(field) {
   as.numeric(strsplit(trimws(sub(".*:", "", line)), " +")[[1]][1]) / 1024
 }
 
-# Run expr, returning list(value, seconds, peak_mb).
-timed <- function(expr_fun) {
+# Run expr after a collection, returning list(value, seconds, peak_mb).
+with_memory <- function(expr_fun) {
   gc()
   base <- tryCatch({
     writeLines("5", "/proc/self/clear_refs")
@@ -53,28 +53,36 @@ timed <- function(expr_fun) {
   list(value = value, seconds = seconds, peak_mb = peak)
 }
 
-# Repeat expr_fun as worker.measure does; warnings are collected, not printed.
+# Repeat expr_fun as worker.measure does: the first run measures memory (after a
+# collection) and records warnings and messages; the others are only timed, with no
+# collection forced before them. A fit that runs once is timed by its memory run.
 measure <- function(expr_fun, repeats, budget) {
-  seconds <- c(); peaks <- c(); caught <- character()
-  out <- NULL
-  while (length(seconds) < repeats) {
-    if (length(seconds) && sum(seconds) + median(seconds) > budget) break
+  caught <- character()
+  first <- withCallingHandlers(
+    with_memory(expr_fun),
+    warning = function(w) {
+      caught <<- union(caught, substr(paste("warning:", conditionMessage(w)), 1, 120))
+      invokeRestart("muffleWarning")
+    },
+    message = function(m) {
+      caught <<- union(caught, substr(paste("message:", trimws(conditionMessage(m))), 1, 120))
+      invokeRestart("muffleMessage")
+    })
+  out <- first$value
+  seconds <- c()
+  while (1 + length(seconds) < repeats) {
+    so_far <- if (length(seconds)) seconds else first$seconds
+    if (first$seconds + sum(seconds) + median(so_far) > budget) break
     out <- NULL
-    r <- withCallingHandlers(
-      timed(expr_fun),
-      warning = function(w) {
-        caught <<- union(caught, substr(paste("warning:", conditionMessage(w)), 1, 120))
-        invokeRestart("muffleWarning")
-      },
-      message = function(m) {
-        caught <<- union(caught, substr(paste("message:", trimws(conditionMessage(m))), 1, 120))
-        invokeRestart("muffleMessage")
-      })
-    out <- r$value
-    seconds <- c(seconds, r$seconds)
-    peaks <- c(peaks, r$peak_mb)
+    out <- suppressWarnings(suppressMessages({
+      start <- now()
+      value <- expr_fun()
+      seconds <- c(seconds, now() - start)
+      value
+    }))
   }
-  list(value = out, seconds = seconds, peak_mb = max(peaks), warnings = I(caught))
+  if (!length(seconds)) seconds <- first$seconds
+  list(value = out, seconds = seconds, peak_mb = first$peak_mb, warnings = I(caught))
 }
 
 read_data <- function(path, factors) {

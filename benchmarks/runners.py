@@ -134,8 +134,16 @@ class PythonRunner(Runner):
 
         return version(self.module)
 
+    def prepare(self, model, frame):
+        """The tool's input for ``model`` as its users would hold it (not timed).
+
+        ``frame`` itself for tools that take the data frame; :meth:`fit` and
+        :meth:`predict` receive what this returns.
+        """
+        return frame
+
     def fit(self, model, frame) -> Fitted:
-        """Fit ``model`` (a :class:`cases.Model`) to ``frame``."""
+        """Fit ``model`` (a :class:`cases.Model`) to ``frame`` (as :meth:`prepare` gave it)."""
         raise NotImplementedError
 
     def predict(self, model, fitted: Fitted, frame) -> np.ndarray:
@@ -182,7 +190,7 @@ class Sklmixed(PythonRunner):
         import sklmixed
 
         est = sklmixed.lmer(model.formula, data=frame, REML=model.reml, **params)
-        return Fitted(est, est.log_likelihood_, est.n_iter_, est.converged_)
+        return _fitted(est)
 
     def predict(self, model, fitted, frame):
         return fitted.model.predict(frame)
@@ -191,18 +199,26 @@ class Sklmixed(PythonRunner):
         """``(t_fit - t_setup) / (n_iter_ - 1)``, ``t_setup`` from a fit capped at one evaluation.
 
         The capped fit (``max_iter=1``) does everything a fit does (design, cross
-        products, final solution and fitted attributes) but evaluates the criterion
-        once, so the difference is the cost of the other ``n_iter_ - 1``
-        evaluations, optimizer overhead included.
+        products, convergence check, final solution and fitted attributes) but
+        searches with one evaluation, so the difference is the cost of the search's
+        other ``n_iter_ - 1`` evaluations, optimizer overhead included.
         """
-        if not fitted.n_eval or fitted.n_eval < 2:
+        n_iter = fitted.model.n_iter_  # the search's evaluations (the check's run in both)
+        if n_iter < 2:
             return None
         setups = []
         for _ in range(3):
             start = perf_counter()
             self.fit(model, frame, max_iter=1)
             setups.append(perf_counter() - start)
-        return max(seconds - float(np.median(setups)), 0.0) / (fitted.n_eval - 1)
+        return max(seconds - float(np.median(setups)), 0.0) / (n_iter - 1)
+
+
+def _fitted(est):
+    """An sklmixed fit; its evaluations are the search's plus the convergence check's."""
+    check = est.convergence_check_
+    n_eval = est.n_iter_ + (check.n_evals if check is not None else 0)
+    return Fitted(est, est.log_likelihood_, n_eval, est.converged_)
 
 
 @register
@@ -216,13 +232,14 @@ class SklmixedArray(Sklmixed):
 
     name = "sklmixed-array"
 
-    def _X(self, model, frame):
+    def prepare(self, model, frame):
+        """``(X, y)``: an array user holds the features, products included, already."""
         X = fixed_columns(model, frame)
         for g in model.groups:
             X[g] = frame[g]
-        return X
+        return X, frame[model.response] if model.response in frame else None
 
-    def fit(self, model, frame, **params):
+    def fit(self, model, data, **params):
         from sklmixed import MixedLMRegressor
 
         est = MixedLMRegressor(
@@ -232,11 +249,12 @@ class SklmixedArray(Sklmixed):
             method="REML" if model.reml else "ML",
             **params,
         )
-        est.fit(self._X(model, frame), frame[model.response])
-        return Fitted(est, est.log_likelihood_, est.n_iter_, est.converged_)
+        X, y = data
+        est.fit(X, y)
+        return _fitted(est)
 
-    def predict(self, model, fitted, frame):
-        return fitted.model.predict(self._X(model, frame))
+    def predict(self, model, fitted, data):
+        return fitted.model.predict(data[0])
 
 
 @register
