@@ -196,22 +196,27 @@ class Sklmixed(PythonRunner):
         return fitted.model.predict(frame)
 
     def seconds_per_eval(self, model, frame, fitted, seconds):
-        """``(t_fit - t_setup) / (n_iter_ - 1)``, ``t_setup`` from a fit capped at one evaluation.
+        """``(t_search - t_setup) / (n_search - 1)``, both fits without the convergence check.
 
-        The capped fit (``max_iter=1``) does everything a fit does (design, cross
-        products, convergence check, final solution and fitted attributes) but
-        searches with one evaluation, so the difference is the cost of the search's
-        other ``n_iter_ - 1`` evaluations, optimizer overhead included.
+        ``t_search`` times a fit with ``check_convergence=False`` (its ``n_search``
+        evaluations are the search's alone); ``t_setup`` the same fit capped at one
+        evaluation (``max_iter=1``), which does everything else a fit does (design,
+        cross-products, final solution, fitted attributes). The difference is the
+        cost of ``n_search - 1`` evaluations, the optimizer's own work included.
         """
-        n_iter = fitted.model.n_iter_  # the search's evaluations (the check's run in both)
-        if n_iter < 2:
-            return None
-        setups = []
-        for _ in range(3):
+
+        def timed(**params):
             start = perf_counter()
-            self.fit(model, frame, max_iter=1)
-            setups.append(perf_counter() - start)
-        return max(seconds - float(np.median(setups)), 0.0) / (n_iter - 1)
+            est = self.fit(model, frame, check_convergence=False, **params).model
+            return perf_counter() - start, est.n_iter_
+
+        runs = [timed() for _ in range(3)]
+        n_search = runs[0][1]
+        if n_search < 2:
+            return None
+        setup = float(np.median([timed(max_iter=1)[0] for _ in range(3)]))
+        search = float(np.median([t for t, _ in runs]))
+        return max(search - setup, 0.0) / (n_search - 1)
 
 
 def _fitted(est):
