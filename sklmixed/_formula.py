@@ -737,6 +737,7 @@ class _FormulaLayout(NamedTuple):
 
 @lru_cache(maxsize=256)
 def _formula_layout(formula):
+    """The :class:`_FormulaLayout` of ``formula``: parsed once per text, then cached."""
     parsed = parse_formula(formula)
     fixed_formula = _formulaic_formula(parsed.fixed, formula)
     fixed_variables = _formula_variables(fixed_formula, formula)
