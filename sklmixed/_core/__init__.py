@@ -32,7 +32,7 @@ from .optimize import (
     polish,
     restart_on_boundary,
 )
-from .terms import RandomTerm, moment_theta_start
+from .terms import RandomTerm, moment_theta_start, slopes_start
 
 __all__ = ["RandomTerm", "CoreFit", "fit_lmm", "least_squares_offset", "lme4_term_order"]
 
@@ -193,7 +193,7 @@ def fit_lmm(
             cp,
             ordered,
             reml,
-            moment_theta_start(ordered, resid),
+            _theta_start(ordered, cp, resid),
             lower,
             dict(xtol_abs=xtol_abs, ftol_abs=ftol_abs, max_evals=max_evals),
             check_convergence,
@@ -277,6 +277,16 @@ def _optimize_theta(criterion, cp, ordered, reml, start, lower, options, check_c
         check = check_optimum(criterion, record.theta, record.fmin, lower, gradient=check_gradient)
         record = polish(criterion, record, check, lower)
     return record, check
+
+
+def _theta_start(ordered, cp, resid):
+    """Moment estimates of θ, with the first term's correlated slopes from its levels."""
+    start = moment_theta_start(ordered, resid)
+    first = ordered[0]
+    slopes = slopes_start(first, cp.A11, cp.Z1tXY[:, :, -1], float(cp.XYtXY[-1, -1]), cp.n_obs)
+    if slopes is not None:
+        start[: first.n_theta] = slopes
+    return start
 
 
 def _continue_search(criterion, record, lower, options):
