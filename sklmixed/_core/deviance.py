@@ -10,6 +10,7 @@ where ``r²`` is the penalized weighted residual sum of squares.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,8 +43,8 @@ def deviance_from_factor(factor: BlockedFactor, cp: CrossProducts, reml: bool) -
     dev = factor.logdet_L - cp.sum_log_weights
     if reml:
         nmp = n - p
-        return float(dev + factor.logdet_RX + nmp * (1.0 + _LOG_2PI + np.log(pwrss / nmp)))
-    return float(dev + n * (1.0 + _LOG_2PI + np.log(pwrss / n)))
+        return float(dev + factor.logdet_RX + nmp * (1.0 + _LOG_2PI + math.log(pwrss / nmp)))
+    return float(dev + n * (1.0 + _LOG_2PI + math.log(pwrss / n)))
 
 
 def objective(theta, cp: CrossProducts, terms, reml: bool) -> float:
