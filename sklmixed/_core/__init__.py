@@ -27,7 +27,7 @@ from .optimize import (
     ConvergenceCheck,
     OptimizerRecord,
     check_optimum,
-    continue_with_gradient,
+    continue_search,
     minimize_theta,
     polish,
     restart_on_boundary,
@@ -259,7 +259,14 @@ def _optimize_theta(criterion, cp, ordered, reml, start, lower, options, check_c
             "xtol_abs": min(options["xtol_abs"], _LME4_TOL),
             "ftol_abs": min(options["ftol_abs"], _LME4_TOL),
         }
-        record = _continue_search(criterion, polished, lower, finish)
+        record = continue_search(
+            criterion,
+            polished,
+            lower,
+            reason=f"searched on to tolerance {finish['ftol_abs']:g}",
+            initial_step=_INITIAL_STEP,
+            **finish,
+        )
         check = check_optimum(criterion, record.theta, record.fmin, lower, gradient=check_gradient)
         polished = polish(criterion, record, check, lower)
     record = polished
@@ -267,10 +274,12 @@ def _optimize_theta(criterion, cp, ordered, reml, start, lower, options, check_c
         # BOBYQA stopped where the criterion still falls (near a zero variance its
         # model of a nearly flat valley can stall): L-BFGS-B, whose line searches
         # follow the gradient, carries on from there.
-        record = continue_with_gradient(
+        record = continue_search(
             partial(objective_and_gradient, cp=cp, terms=ordered, reml=reml),
             record,
             lower,
+            reason="optimum in doubt, continued with the gradient",
+            with_gradient=True,
             ftol_abs=options["ftol_abs"],
             max_evals=max(options["max_evals"] - record.n_evals, 1),
         )
@@ -287,20 +296,6 @@ def _theta_start(ordered, cp, resid):
     if slopes is not None:
         start[: first.n_theta] = slopes
     return start
-
-
-def _continue_search(criterion, record, lower, options):
-    """BOBYQA again from ``record``'s optimum; evaluations add up, the better end is kept."""
-    run = minimize_theta(criterion, record.theta, lower, initial_step=_INITIAL_STEP, **options)
-    best = run if run.fmin < record.fmin else record
-    return OptimizerRecord(
-        **{
-            **best.__dict__,
-            "theta_start": record.theta_start,
-            "n_evals": record.n_evals + run.n_evals,
-            "message": f"{record.message}; searched on to tolerance {options['ftol_abs']:g}",
-        }
-    )
 
 
 def _theta_unscaled(theta_scaled, ordered):

@@ -21,7 +21,7 @@ __all__ = [
     "ConvergenceCheck",
     "minimize_theta",
     "restart_on_boundary",
-    "continue_with_gradient",
+    "continue_search",
     "check_optimum",
     "polish",
 ]
@@ -433,18 +433,40 @@ def restart_on_boundary(fun, record: OptimizerRecord, restarts, lower, **options
     )
 
 
-def continue_with_gradient(fun_and_gradient, record: OptimizerRecord, lower, **options):
-    """L-BFGS-B from where BOBYQA stopped; the better end point is kept and recorded."""
-    run = minimize_theta(fun_and_gradient, record.theta, lower, with_gradient=True, **options)
+def continue_search(fun, record: OptimizerRecord, lower, *, reason, **options):
+    """Search again from where ``record`` stopped; evaluations add up, the better end is kept.
+
+    Parameters
+    ----------
+    fun : callable
+        As for :func:`minimize_theta` (with ``with_gradient`` in ``options``, L-BFGS-B
+        runs; otherwise BOBYQA, with a fresh trust region).
+    record : OptimizerRecord
+        The search so far.
+    lower : ndarray
+        Lower bounds.
+    reason : str
+        Why the search goes on, for the record's message.
+    **options
+        Passed to :func:`minimize_theta`.
+
+    Returns
+    -------
+    OptimizerRecord
+    """
+    run = minimize_theta(fun, record.theta, lower, **options)
     best = run if run.fmin < record.fmin else record
+    optimizer = record.optimizer
+    if run.optimizer != optimizer:
+        optimizer = f"{optimizer}, then {run.optimizer}"
     return OptimizerRecord(
         **{
             **best.__dict__,
-            "optimizer": f"{record.optimizer}, then {run.optimizer}",
+            "optimizer": optimizer,
             "theta_start": record.theta_start,
             "n_evals": record.n_evals + run.n_evals,
-            "message": f"{record.message}; optimum in doubt, continued with the gradient "
-            f"({run.message}; kept the {'continuation' if best is run else 'first optimum'})",
+            "message": f"{record.message}; {reason} ({run.message}; kept the "
+            f"{'continuation' if best is run else 'first optimum'})",
         }
     )
 
