@@ -106,16 +106,20 @@ def _block_names(name, n_blocks):
     return [name] + [f"{name}.{k}" for k in range(1, n_blocks)]
 
 
+def _theta_positions(block):
+    """``(row, col)`` of the θ entries of one block of ``T``: column by column, lower part."""
+    return [(row, col) for j, col in enumerate(block) for row in block[j:]]
+
+
 def _theta_names(name, column_names, blocks):
     """lme4's names of a term's θ entries (``g.x`` on the diagonal of T, ``g.x.w`` below)."""
     names = []
     for block in blocks:
-        for j, col in enumerate(block):
-            for row in block[j:]:
-                suffix = column_names[row]
-                if row != col:
-                    suffix += "." + column_names[col]
-                names.append(f"{name}.{suffix}")
+        for row, col in _theta_positions(block):
+            suffix = column_names[row]
+            if row != col:
+                suffix += "." + column_names[col]
+            names.append(f"{name}.{suffix}")
     return names
 
 
@@ -127,10 +131,9 @@ def _variance_components(terms, sigma):
         k = 0
         for grp, block in zip(_block_names(name, len(blocks)), blocks):
             names = [column_names[c] for c in block]
-            for j, col in enumerate(block):
-                for row in block[j:]:
-                    T[row, col] = theta[k]
-                    k += 1
+            for row, col in _theta_positions(block):
+                T[row, col] = theta[k]
+                k += 1
             Tb = T[np.ix_(block, block)]
             V = sigma**2 * (Tb @ Tb.T)
             sd = np.sqrt(np.diag(V))
