@@ -3,9 +3,11 @@
 import numpy as np
 import pytest
 
+from sklmixed._core import blocks
 from sklmixed._core.blocks import cross_products, factorize, inverse_lower
 from sklmixed._core.deviance import objective
 from sklmixed._core.gradient import objective_and_gradient
+from sklmixed._core.schur_map import compact_objective, schur_complement_map
 from sklmixed._core.terms import RandomTerm
 
 
@@ -41,6 +43,69 @@ def test_gradient_matches_central_differences(q, reml, weighted):
         ]
     )
     np.testing.assert_allclose(gradient, numeric, rtol=1e-6, atol=1e-6)
+
+
+def _dense_z(term):
+    Z = np.zeros((term.codes.size, term.n_levels * term.q))
+    for a in range(term.q):
+        Z[np.arange(term.codes.size), term.codes * term.q + a] = term.columns[:, a]
+    return Z
+
+
+@pytest.mark.parametrize("grouped", [True, False])  # segment sums / sparse product
+@pytest.mark.parametrize("q", [1, 2, 3])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_cross_products_match_dense_products(monkeypatch, grouped, q, weighted):
+    """Per-level sums equal the dense ``Zᵀ[Z X y]``, across chunk boundaries, rows in
+    level order or not, with a second factor's block beside them."""
+    monkeypatch.setattr(blocks, "_CHUNK_ROWS", 37)  # levels span chunks
+    rng = np.random.default_rng(q)
+    n, m, p = 300, 12, 3
+    codes = rng.integers(0, m, size=n)
+    if grouped:
+        codes = np.sort(codes)
+    first = RandomTerm(
+        codes, np.column_stack([np.ones(n), rng.normal(size=(n, q - 1))]), m, (tuple(range(q)),)
+    )
+    second = RandomTerm(rng.integers(0, 5, size=n), np.ones((n, 1)), 5, ((0,),))
+    X = np.column_stack([np.ones(n), rng.normal(size=(n, p - 1))])
+    y = rng.normal(size=n)
+    w = np.sqrt(rng.uniform(0.5, 2.0, size=n)) if weighted else np.ones(n)
+    cp = cross_products(X, y, [first, second], w if weighted else None)
+    Z1, Z2 = _dense_z(first) * w[:, None], _dense_z(second) * w[:, None]
+    XY = np.column_stack([X, y]) * w[:, None]
+    A11 = (Z1.T @ Z1).reshape(m, q, m, q)[np.arange(m), :, np.arange(m), :]
+    np.testing.assert_allclose(cp.A11, A11, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(cp.Z1tXY, (Z1.T @ XY).reshape(m, q, p + 1), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(cp.Z2tXY, Z2.T @ XY, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(cp.XYtXY, XY.T @ XY, rtol=1e-12)
+
+
+@pytest.mark.parametrize("blocks_of_two", [((0, 1),), ((0,), (1,))])
+@pytest.mark.parametrize("reml", [True, False])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_compact_objective_equals_blocked_factor(blocks_of_two, reml, weighted):
+    """The Schur-complement map gives the blocked factor's criterion (q = 1 and 2,
+    correlated or not, a zero variance included)."""
+    for q in (1, 2):
+        cp, terms, theta = _problem(q, weighted=weighted, seed=3)
+        term = terms[0]
+        if q == 2:
+            term = RandomTerm(term.codes, term.columns, term.n_levels, blocks_of_two)
+            theta = theta[: term.n_theta] if blocks_of_two != ((0, 1),) else theta
+            terms = [term]
+        smap = schur_complement_map(cp)
+        for th in (theta, theta * 30.0, np.where(term.theta_rows == term.theta_cols, 0.0, theta)):
+            assert compact_objective(th, smap, term, cp, reml) == pytest.approx(
+                objective(th, cp, terms, reml), rel=1e-11
+            )
+
+
+def test_schur_complement_map_only_where_it_pays():
+    assert schur_complement_map(_problem(3)[0]) is None  # no closed-form inverse
+    cp = _problem(2)[0]
+    assert schur_complement_map(cp, max_entries=10) is None  # too many products
+    assert schur_complement_map(cp) is not None
 
 
 @pytest.mark.parametrize("q", [1, 2, 3, 5])

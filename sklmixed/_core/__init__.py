@@ -32,6 +32,7 @@ from .optimize import (
     polish,
     restart_on_boundary,
 )
+from .schur_map import compact_objective, schur_complement_map
 from .terms import RandomTerm, moment_theta_start, slopes_start
 
 __all__ = ["RandomTerm", "CoreFit", "fit_lmm", "least_squares_offset", "lme4_term_order"]
@@ -186,7 +187,7 @@ def fit_lmm(
         return _fit_fixed_only(X, resid, offset, sqrt_weights, reml)
     cp = cross_products(X, resid, ordered, sqrt_weights)
     lower = np.concatenate([t.theta_lower() for t in ordered])
-    criterion = partial(objective, cp=cp, terms=ordered, reml=reml)
+    criterion = _criterion(cp, ordered, reml, _rounding_noise(resid, y))
     with _single_threaded_blas():
         record, check = _optimize_theta(
             criterion,
@@ -286,6 +287,26 @@ def _optimize_theta(criterion, cp, ordered, reml, start, lower, options, check_c
         check = check_optimum(criterion, record.theta, record.fmin, lower, gradient=check_gradient)
         record = polish(criterion, record, check, lower)
     return record, check
+
+
+def _criterion(cp, ordered, reml, noise_only=False):
+    """The criterion as a function of θ: through the Schur-complement map where one
+    grouping factor has one or two columns (half the cost), else the blocked factor.
+
+    Where the fixed effects fit the response exactly (``noise_only``), r² is made of
+    rounding errors and the two paths round differently; the blocked factor keeps
+    such fits as they have always been computed.
+    """
+    smap = schur_complement_map(cp) if len(ordered) == 1 and not noise_only else None
+    if smap is not None:
+        return partial(compact_objective, smap=smap, term=ordered[0], cp=cp, reml=reml)
+    return partial(objective, cp=cp, terms=ordered, reml=reml)
+
+
+def _rounding_noise(resid, y):
+    """Whether the least-squares residuals are rounding errors of ``y``."""
+    scale = float(np.abs(y).max()) if y.size else 0.0
+    return float(np.sqrt(np.mean(resid**2))) <= 1e3 * np.finfo(float).eps * scale
 
 
 def _theta_start(ordered, cp, resid):

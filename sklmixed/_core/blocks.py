@@ -146,6 +146,28 @@ def _level_columns(codes, vals, offset, width):
 _CHUNK_ROWS = 1 << 16
 
 
+def _add_segment_sums(A11, Z1tXY, codes, Zt, XYt):
+    """Add the per-level sums of rows grouped by level (``codes`` non-decreasing).
+
+    Each level's rows are one run: its sums are one ``np.add.reduceat`` over the
+    products of the columns, rows last, with no sparse matrix to build.
+    ``A11`` gets the lower triangle and diagonal (the rest is filled by symmetry).
+    """
+    starts = np.flatnonzero(np.concatenate([[True], codes[1:] != codes[:-1]]))
+    levels = codes[starts]  # distinct within a chunk, so += is safe
+    A11[:, :, levels] += np.add.reduceat(Zt[:, None, :] * Zt[None, :, :], starts, axis=2)
+    Z1tXY[:, :, levels] += np.add.reduceat(Zt[:, None, :] * XYt[None, :, :], starts, axis=2)
+
+
+def _add_scattered_sums(A11, Z1tXY, codes, Zcols, XY):
+    """Add the per-level sums of rows in any order: a sparse product and bincounts."""
+    q, _, m = A11.shape
+    Z1tXY += (_level_columns(codes, Zcols, 0, m * q).T @ XY).reshape(m, q, -1).transpose(1, 2, 0)
+    for a in range(q):
+        for b in range(a + 1):
+            A11[a, b] += np.bincount(codes, Zcols[:, a] * Zcols[:, b], minlength=m)
+
+
 def cross_products(X, y, terms, sqrt_weights=None) -> CrossProducts:
     """Reduce the data to the cross-products of ``[Z X y]``.
 
@@ -174,27 +196,30 @@ def cross_products(X, y, terms, sqrt_weights=None) -> CrossProducts:
     offsets = np.concatenate([[0], np.cumsum(widths)[:-1]]).astype(int)
 
     A11 = np.zeros((q1, q1, m1))
-    Z1tXY = np.zeros((Q1, p + 1))
+    Z1tXY = np.zeros((q1, p + 1, m1))
     Z2tXY = np.zeros((Q2, p + 1))
     XYtXY = np.zeros((p + 1, p + 1))
+    grouped = bool((first.codes[1:] >= first.codes[:-1]).all())
     for start in range(0, n, _CHUNK_ROWS):
         rows = slice(start, min(start + _CHUNK_ROWS, n))
-        XY = np.column_stack([X[rows], y[rows]])
+        XYt = np.empty((p + 1, rows.stop - start))  # [X y]ᵀ: rows contiguous
+        XYt[:p] = X[rows].T
+        XYt[p] = y[rows]
         Z1cols = first.scaled_columns(rows)
         if sqrt_weights is not None:
-            XY *= sqrt_weights[rows, None]
+            XYt *= sqrt_weights[rows]
             Z1cols = Z1cols * sqrt_weights[rows, None]
-        XYtXY += XY.T @ XY
+        XYtXY += XYt @ XYt.T
         codes = first.codes[rows]
-        Z1tXY += _level_columns(codes, Z1cols, 0, Q1).T @ XY
-        for a in range(q1):
-            for b in range(a + 1):
-                A11[a, b] += np.bincount(codes, Z1cols[:, a] * Z1cols[:, b], minlength=m1)
+        if grouped:
+            _add_segment_sums(A11, Z1tXY, codes, np.ascontiguousarray(Z1cols.T), XYt)
+        else:
+            _add_scattered_sums(A11, Z1tXY, codes, Z1cols, XYt.T)
         for term, offset in zip(rest, offsets):
-            Z2tXY += _term_matrix(term, sqrt_weights, offset, Q2, rows).T @ XY
+            Z2tXY += _term_matrix(term, sqrt_weights, offset, Q2, rows).T @ XYt.T
     lower = np.tril_indices(q1, -1)
     A11[lower[1], lower[0]] = A11[lower[0], lower[1]]
-    Z1tXY = np.ascontiguousarray(Z1tXY.reshape(m1, q1, p + 1).transpose(1, 0, 2))
+    Z1tXY = np.ascontiguousarray(Z1tXY.transpose(0, 2, 1))
     sum_log_weights = 0.0 if sqrt_weights is None else float(2.0 * np.log(sqrt_weights).sum())
     A21 = A21_rows = A21_levels = A22 = S22_map = None
     if rest:

@@ -29,22 +29,34 @@ from .blocks import (
     second_block_inverse,
 )
 
-__all__ = ["objective", "deviance_from_factor", "fixed_effects_from_factor", "Solution", "solve"]
+__all__ = [
+    "objective",
+    "criterion_from_parts",
+    "deviance_from_factor",
+    "fixed_effects_from_factor",
+    "Solution",
+    "solve",
+]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 
 
-def deviance_from_factor(factor: BlockedFactor, cp: CrossProducts, reml: bool) -> float:
-    """The profiled criterion (−2 log-likelihood) from an updated factor."""
-    n, p = cp.n_obs, cp.n_fixed
-    pwrss = factor.pwrss
+def criterion_from_parts(logdet_L, logdet_RX, pwrss, cp, reml: bool) -> float:
+    """The profiled criterion (−2 log-likelihood) from ``log|L_Z|²``, ``log|R_X|²`` and r²."""
     if pwrss <= 0.0:
         return -np.inf
-    dev = factor.logdet_L - cp.sum_log_weights
+    n, p = cp.n_obs, cp.n_fixed
+    dev = logdet_L - cp.sum_log_weights
     if reml:
         nmp = n - p
-        return float(dev + factor.logdet_RX + nmp * (1.0 + _LOG_2PI + math.log(pwrss / nmp)))
+        return float(dev + logdet_RX + nmp * (1.0 + _LOG_2PI + math.log(pwrss / nmp)))
     return float(dev + n * (1.0 + _LOG_2PI + math.log(pwrss / n)))
+
+
+def deviance_from_factor(factor: BlockedFactor, cp: CrossProducts, reml: bool) -> float:
+    """The profiled criterion (−2 log-likelihood) from an updated factor."""
+    logdet_RX = factor.logdet_RX if reml else 0.0
+    return criterion_from_parts(factor.logdet_L, logdet_RX, factor.pwrss, cp, reml)
 
 
 def objective(theta, cp: CrossProducts, terms, reml: bool) -> float:
