@@ -94,7 +94,7 @@ def test_compact_objective_equals_blocked_factor(blocks_of_two, reml, weighted):
             term = RandomTerm(term.codes, term.columns, term.n_levels, blocks_of_two)
             theta = theta[: term.n_theta] if blocks_of_two != ((0, 1),) else theta
             terms = [term]
-        smap = schur_complement_map(cp)
+        smap = schur_complement_map(cp, term)
         for th in (theta, theta * 30.0, np.where(term.theta_rows == term.theta_cols, 0.0, theta)):
             assert compact_objective(th, smap, term, cp, reml) == pytest.approx(
                 objective(th, cp, terms, reml), rel=1e-11
@@ -102,10 +102,11 @@ def test_compact_objective_equals_blocked_factor(blocks_of_two, reml, weighted):
 
 
 def test_schur_complement_map_only_where_it_pays():
-    assert schur_complement_map(_problem(3)[0]) is None  # no closed-form inverse
-    cp = _problem(2)[0]
-    assert schur_complement_map(cp, max_entries=10) is None  # too many products
-    assert schur_complement_map(cp) is not None
+    cp, terms, _ = _problem(3)
+    assert schur_complement_map(cp, terms[0]) is None  # no closed-form inverse
+    cp, terms, _ = _problem(2)
+    assert schur_complement_map(cp, terms[0], max_entries=10) is None  # too many products
+    assert schur_complement_map(cp, terms[0]) is not None
 
 
 @pytest.mark.parametrize("q", [1, 2, 3, 5])

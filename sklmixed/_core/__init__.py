@@ -297,7 +297,7 @@ def _criterion(cp, ordered, reml, noise_only=False):
     rounding errors and the two paths round differently; the blocked factor keeps
     such fits as they have always been computed.
     """
-    smap = schur_complement_map(cp) if len(ordered) == 1 and not noise_only else None
+    smap = schur_complement_map(cp, ordered[0]) if len(ordered) == 1 and not noise_only else None
     if smap is not None:
         return partial(compact_objective, smap=smap, term=ordered[0], cp=cp, reml=reml)
     return partial(objective, cp=cp, terms=ordered, reml=reml)

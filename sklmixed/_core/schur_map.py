@@ -41,29 +41,27 @@ class SchurComplementMap:
 
     Attributes
     ----------
-    A_entries : ndarray of shape (q, q, m)
-        Per-level ``Z₁ᵀZ₁``, levels last (as in :class:`CrossProducts`).
-    A_pairs : ndarray of shape (n_pairs + 1, m)
-        The entries ``(a, b)``, ``a ≥ b``, of every level's ``Z₁ᵀZ₁``, then a row of
-        ones (the identity in ``Mᵢ``).
+    level_entries : ndarray of shape (m,) or (5, m)
+        Per level, ``q = 1``: ``Aᵢ``; ``q = 2``: ``|Aᵢ|``, ``Aᵢ[0,0]``, ``Aᵢ[1,0]``,
+        ``Aᵢ[1,1]`` and 1.
+    theta_slots : tuple of int
+        Positions of ``T[0,0]``, ``T[1,0]``, ``T[1,1]`` in θ followed by a zero (the
+        zero stands for ``T[1,0]`` of uncorrelated columns).
     products : ndarray of shape ((p + 1)², n_pairs · m)
         Column ``(pair, i)`` is ``Wᵢ[a]ᵀWᵢ[b]``, symmetrized (``+ Wᵢ[b]ᵀWᵢ[a]`` when
-        ``a ≠ b``) and flattened, for the pairs ``a ≥ b`` of random-effect columns.
-    pair_rows, pair_cols : ndarray of int
-        ``a`` and ``b`` of each pair.
+        ``a ≠ b``) and flattened, for the pairs (0,0), (1,0), (1,1) of random-effect
+        columns.
     XYtXY : ndarray of shape (p + 1, p + 1)
         ``[X y]ᵀ[X y]``.
     """
 
-    A_entries: np.ndarray
-    A_pairs: np.ndarray
+    level_entries: np.ndarray
+    theta_slots: tuple
     products: np.ndarray
-    pair_rows: np.ndarray
-    pair_cols: np.ndarray
     XYtXY: np.ndarray
 
 
-def schur_complement_map(cp: CrossProducts, max_entries=_MAX_ENTRIES):
+def schur_complement_map(cp: CrossProducts, term: RandomTerm, max_entries=_MAX_ENTRIES):
     """The map for a single grouping factor, or None where the blocked factor is faster.
 
     The map needs closed-form per-level inverses (``q ≤ 2``); for ``q = 3`` two
@@ -73,6 +71,8 @@ def schur_complement_map(cp: CrossProducts, max_entries=_MAX_ENTRIES):
     ----------
     cp : CrossProducts
         Cross-products; None is returned unless they hold one grouping factor.
+    term : RandomTerm
+        The grouping factor ``cp`` was computed from.
     max_entries : int
         Largest number of stored products.
 
@@ -80,7 +80,7 @@ def schur_complement_map(cp: CrossProducts, max_entries=_MAX_ENTRIES):
     -------
     SchurComplementMap or None
     """
-    if cp.has_second_block or cp.A11_entries.shape[0] > 2:
+    if cp.has_second_block or term.q > 2:
         return None
     A, W = cp.A11_entries, cp.Z1tXY_rows  # (q, q, m), (q, m, k)
     q, m, k = W.shape
@@ -91,8 +91,14 @@ def schur_complement_map(cp: CrossProducts, max_entries=_MAX_ENTRIES):
     off = pair_rows != pair_cols
     outer[off] += outer[off].transpose(0, 1, 3, 2)
     products = np.ascontiguousarray(outer.reshape(-1, k * k).T)
-    A_pairs = np.vstack([A[pair_rows, pair_cols], np.ones((1, m))])
-    return SchurComplementMap(A, A_pairs, products, pair_rows, pair_cols, cp.XYtXY)
+    if q == 1:
+        return SchurComplementMap(A[0, 0], (0,), products, cp.XYtXY)
+    a00, a10, a11 = A[0, 0], A[1, 0], A[1, 1]
+    entries = np.vstack([a00 * a11 - a10 * a10, a00, a10, a11, np.ones(m)])
+    slots = [term.n_theta] * 3  # the appended zero
+    for j, (r, c) in enumerate(zip(term.theta_rows, term.theta_cols)):
+        slots[[(0, 0), (1, 0), (1, 1)].index((r, c))] = j
+    return SchurComplementMap(entries, tuple(slots), products, cp.XYtXY)
 
 
 def compact_objective(theta, smap: SchurComplementMap, term: RandomTerm, cp, reml: bool):
@@ -102,16 +108,16 @@ def compact_objective(theta, smap: SchurComplementMap, term: RandomTerm, cp, rem
     answers instead where the Schur complement is on the edge of positive
     definiteness.
     """
-    T = term.factor(theta)
-    A = smap.A_entries
-    q = A.shape[0]
-    if q == 1:
-        t2 = T[0, 0] * T[0, 0]
-        det = t2 * A[0, 0] + 1.0
+    entries = smap.level_entries
+    if entries.ndim == 1:
+        t2 = float(theta[0]) ** 2
+        det = t2 * entries + 1.0
         N = t2 / det
-        logdet_L = float(np.log(det).sum())
     else:
-        logdet_L, N = _inverse_2x2(T, smap.A_pairs)
+        values = theta.tolist()
+        values.append(0.0)
+        t00, t10, t11 = (values[i] for i in smap.theta_slots)
+        det, N = _determinants_and_n(t00, t10, t11, entries)
     k = smap.XYtXY.shape[0]
     S = smap.XYtXY - (smap.products @ N.ravel()).reshape(k, k)
     L33, info = _potrf(S, lower=True, clean=False)
@@ -121,40 +127,30 @@ def compact_objective(theta, smap: SchurComplementMap, term: RandomTerm, cp, rem
         # decide there, as they do everywhere else.
         return objective(theta, cp, [term], reml)
     diag = L33.diagonal()
-    logdet_RX = 2.0 * float(np.log(diag[:-1]).sum())
+    logdet_L = float(np.log(det).sum())
+    logdet_RX = 2.0 * float(np.log(diag[:-1]).sum()) if reml else 0.0
     return criterion_from_parts(logdet_L, logdet_RX, float(diag[-1]) ** 2, cp, reml)
 
 
-def _inverse_2x2(T, A_pairs):
-    """``log |L_Z|²`` and the entries (0,0), (1,0), (1,1) of ``Nᵢ`` for ``q = 2``.
+def _determinants_and_n(t00, t10, t11, entries):
+    """``|Mᵢ|`` and the entries (0,0), (1,0), (1,1) of ``Nᵢ = T Mᵢ⁻¹ Tᵀ`` for ``q = 2``.
 
-    ``Mᵢ⁻¹`` is the adjugate over the determinant. The adjugate's entries are linear
-    in ``Aᵢ``'s (one matrix product with weights quadratic in ``T``), and ``Nᵢ``'s
-    entries are linear in the adjugate's (another).
+    With ``d = |T|`` and ``Σ = T Tᵀ``, ``|Mᵢ| = d²|Aᵢ| + tr(Σ Aᵢ) + 1`` and, since
+    ``T adj(TᵀAᵢT) Tᵀ = d² adj(Aᵢ)``, ``T adj(Mᵢ) Tᵀ = d² adj(Aᵢ) + Σ``: both linear
+    in the stored entries, so one matrix product gives all four rows.
     """
-    t00, t10, t11 = float(T[0, 0]), float(T[1, 0]), float(T[1, 1])
-    # Rows: m11 + 1, −m10, m00 + 1 of M = TᵀAT + I, from A's (0,0), (1,0), (1,1), 1.
-    adj = (
+    d2 = (t00 * t11) ** 2
+    s00, s10, s11 = t00 * t00, t00 * t10, t10 * t10 + t11 * t11
+    rows = (
         np.array(
             [
-                [0.0, 0.0, t11 * t11, 1.0],
-                [0.0, -t00 * t11, -t10 * t11, 0.0],
-                [t00 * t00, 2.0 * t00 * t10, t10 * t10, 1.0],
+                [d2, s00, 2.0 * s10, s11, 1.0],
+                [0.0, 0.0, 0.0, d2, s00],
+                [0.0, 0.0, -d2, 0.0, s10],
+                [0.0, d2, 0.0, 0.0, s11],
             ]
         )
-        @ A_pairs
+        @ entries
     )
-    det = adj[0] * adj[2] - adj[1] * adj[1]
-    # T M⁻¹ Tᵀ = T adj(M) Tᵀ / |M|.
-    N = (
-        np.array(
-            [
-                [t00 * t00, 0.0, 0.0],
-                [t00 * t10, t00 * t11, 0.0],
-                [t10 * t10, 2.0 * t10 * t11, t11 * t11],
-            ]
-        )
-        @ adj
-    )
-    N /= det
-    return float(np.log(det).sum()), N
+    det = rows[0]
+    return det, rows[1:] / det
