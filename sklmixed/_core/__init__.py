@@ -311,12 +311,13 @@ def _rounding_noise(resid, y):
 
 def _theta_start(ordered, cp, resid):
     """Moment estimates of θ, with the first term's correlated slopes from its levels."""
-    start = moment_theta_start(ordered, resid)
     first = ordered[0]
     slopes = slopes_start(first, cp.A11, cp.Z1tXY[:, :, -1], float(cp.XYtXY[-1, -1]), cp.n_obs)
-    if slopes is not None:
-        start[: first.n_theta] = slopes
-    return start
+    if slopes is None:
+        return moment_theta_start(ordered, resid)
+    if len(ordered) == 1:
+        return slopes
+    return np.concatenate([slopes, moment_theta_start(ordered[1:], resid)])
 
 
 def _theta_unscaled(theta_scaled, ordered):
