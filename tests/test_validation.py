@@ -285,6 +285,39 @@ def test_invalid_parameter_is_refused_by_name(parameter, no_core):
     assert issubclass(InvalidParameterError, TypeError)
 
 
+def test_parameter_validation_matches_scikit_learns(no_core):
+    """The cached constraint checks accept and refuse exactly as scikit-learn's own
+    validation does, with its message; a subclass's parameters are its own."""
+    from sklearn.base import BaseEstimator
+    from sklearn.utils._param_validation import validate_parameter_constraints
+
+    for parameter, value in [*BAD_PARAMETERS.items(), ("tol", 1e-3), ("group", ["g"])]:
+        model = MixedLMRegressor(**{parameter: value})
+        try:
+            validate_parameter_constraints(
+                MixedLMRegressor._parameter_constraints,
+                BaseEstimator.get_params(model, deep=False),
+                caller_name="MixedLMRegressor",
+            )
+        except InvalidParameterError as error:
+            with pytest.raises(InvalidParameterError, match=re.escape(str(error))):
+                model._validate_params()
+        else:
+            model._validate_params()
+
+    class Sub(MixedLMRegressor):
+        _parameter_constraints = {**MixedLMRegressor._parameter_constraints, "extra": [int]}
+
+        def __init__(self, *, extra=1, method="REML"):
+            super().__init__(method=method)
+            self.extra = extra
+
+    assert sorted(Sub().get_params()) == ["extra", "method"]
+    assert "extra" not in MixedLMRegressor().get_params()
+    with pytest.raises(InvalidParameterError, match="'extra' parameter"):
+        Sub(extra="no")._validate_params()
+
+
 def test_valid_edge_values_are_accepted():
     """The boundaries of the constraints are not refused (max_iter=1 just warns)."""
     from sklearn.exceptions import ConvergenceWarning
