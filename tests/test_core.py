@@ -52,18 +52,21 @@ def _dense_z(term):
     return Z
 
 
-@pytest.mark.parametrize("grouped", [True, False])  # segment sums / sparse product
+@pytest.mark.parametrize("rows", ["sorted", "in runs", "scattered"])  # segment sums or not
 @pytest.mark.parametrize("q", [1, 2, 3])
 @pytest.mark.parametrize("weighted", [False, True])
-def test_cross_products_match_dense_products(monkeypatch, grouped, q, weighted):
+def test_cross_products_match_dense_products(monkeypatch, rows, q, weighted):
     """Per-level sums equal the dense ``Zᵀ[Z X y]``, across chunk boundaries, rows in
     level order or not, with a second factor's block beside them."""
     monkeypatch.setattr(blocks, "_CHUNK_ROWS", 37)  # levels span chunks
     rng = np.random.default_rng(q)
     n, m, p = 300, 12, 3
     codes = rng.integers(0, m, size=n)
-    if grouped:
+    if rows != "scattered":
         codes = np.sort(codes)
+    if rows == "in runs":
+        codes = rng.permutation(m)[codes]
+    assert blocks._rows_grouped(codes, m) == (rows != "scattered")
     first = RandomTerm(
         codes, np.column_stack([np.ones(n), rng.normal(size=(n, q - 1))]), m, (tuple(range(q)),)
     )

@@ -146,8 +146,16 @@ def _level_columns(codes, vals, offset, width):
 _CHUNK_ROWS = 1 << 16
 
 
+def _rows_grouped(codes, n_levels):
+    """Whether each level's rows form one contiguous run (sorted by level or not)."""
+    if codes.size == 0:
+        return False
+    runs = np.count_nonzero(codes[1:] != codes[:-1]) + 1
+    return runs == np.count_nonzero(np.bincount(codes, minlength=n_levels))
+
+
 def _add_segment_sums(A11, Z1tXY, codes, Zt, XYt):
-    """Add the per-level sums of rows grouped by level (``codes`` non-decreasing).
+    """Add the per-level sums of rows grouped by level (see :func:`_rows_grouped`).
 
     Each level's rows are one run: its sums are one ``np.add.reduceat`` over the
     products of the columns, rows last, with no sparse matrix to build.
@@ -199,7 +207,7 @@ def cross_products(X, y, terms, sqrt_weights=None) -> CrossProducts:
     Z1tXY = np.zeros((q1, p + 1, m1))
     Z2tXY = np.zeros((Q2, p + 1))
     XYtXY = np.zeros((p + 1, p + 1))
-    grouped = bool((first.codes[1:] >= first.codes[:-1]).all())
+    grouped = _rows_grouped(first.codes, m1)
     for start in range(0, n, _CHUNK_ROWS):
         rows = slice(start, min(start + _CHUNK_ROWS, n))
         XYt = np.empty((p + 1, rows.stop - start))  # [X y]ᵀ: rows contiguous
