@@ -109,6 +109,12 @@ def encode_levels(labels, name):
     order of appearance (labels of mixed types); a pandas Categorical keeps its
     categories' order, as an R factor keeps its levels' order.
     """
+    if isinstance(labels, np.ndarray) and labels.dtype.kind in "iu":
+        # Integers (no missing values, no infinities) over a compact range, the usual
+        # group ids: sorted levels from a presence table, twice as fast as factorize.
+        encoded = _encode_compact_integers(labels)
+        if encoded is not None:
+            return encoded
     if pd.isna(labels).any():
         raise ValueError(f"Group column {name!r} has missing values (NaN or NA).")
     if isinstance(labels, pd.Categorical):
@@ -130,6 +136,24 @@ def encode_levels(labels, name):
     if _has_infinite(levels):  # the levels, not the rows: a Python loop over few values
         raise ValueError(f"Group column {name!r} has infinite values, which are not group labels.")
     return codes.astype(np.intp), pd.Index(levels)
+
+
+def _encode_compact_integers(labels):
+    """``encode_levels`` of integer labels spanning at most a few times as many values as
+    rows (the codes and levels ``pd.factorize(labels, sort=True)`` gives), else None."""
+    if not labels.size:
+        return None
+    lo, hi = int(labels.min()), int(labels.max())
+    span = hi - lo + 1
+    if span > 4 * labels.size + 1024 or hi > np.iinfo(np.intp).max:
+        return None
+    offsets = np.subtract(labels, lo, dtype=np.intp, casting="unsafe")
+    present = np.zeros(span, dtype=bool)
+    present[offsets] = True
+    positions = np.flatnonzero(present)
+    lookup = np.empty(span, dtype=np.intp)
+    lookup[positions] = np.arange(positions.size)
+    return lookup[offsets], pd.Index((positions + lo).astype(labels.dtype))
 
 
 def _has_infinite(labels):

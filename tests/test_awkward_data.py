@@ -256,6 +256,30 @@ def test_boolean_group_column(dtype):
     assert_modes_match(model, ref, {"FALSE": False, "TRUE": True}.get)
 
 
+@pytest.mark.parametrize("dtype", ["int8", "uint8", "int32", "int64", "uint64"])
+def test_integer_group_ids_encode_as_factorize(dtype):
+    """Integer labels, compact (a presence table) or spread out (hashing): codes and
+    sorted levels as pandas' factorize gives them, at the extremes of the dtype too."""
+    from sklmixed._design import encode_levels
+
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(0)
+    for labels in [
+        rng.integers(0, 40, 200).astype(dtype),
+        np.array([info.min, info.min + 3, info.min, info.min + 1], dtype=dtype),
+        np.array([info.max, info.max - 3, info.max], dtype=dtype),
+        np.array([info.max, info.min, info.max], dtype=dtype),
+        np.arange(6, dtype=dtype)[::-2],
+    ]:
+        before = labels.copy()
+        codes, levels = encode_levels(labels, "g")
+        expected_codes, expected_levels = pd.factorize(labels, sort=True)
+        np.testing.assert_array_equal(codes, expected_codes)
+        assert codes.dtype == np.intp
+        pd.testing.assert_index_equal(levels, pd.Index(expected_levels))
+        np.testing.assert_array_equal(labels, before)
+
+
 def test_polars_group_and_feature_columns():
     pl = pytest.importorskip("polars")
     data = awkward_data("aliased")

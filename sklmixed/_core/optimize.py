@@ -334,12 +334,14 @@ def _judge(g, H, h, theta, lower, n_evals, tol) -> ConvergenceCheck:
     at_bound = np.isfinite(lower) & (theta <= lower)
     free = ~at_bound | (g < 0) | (np.diag(H) < 0)
     step_dir = np.zeros(k)
+    eig_of = None  # (free set, eigenvalues of H on it), reused below
     for _ in range(k + 1):
         idx = np.flatnonzero(free)
         if idx.size == 0:
             break
-        Hf = H[np.ix_(idx, idx)]
+        Hf = H[idx][:, idx]
         eig = np.linalg.eigvalsh(Hf)
+        eig_of = (idx, eig)
         if eig.min() <= _FLAT * max(eig.max(), 0.0):
             break
         step_dir[:] = 0.0
@@ -355,7 +357,10 @@ def _judge(g, H, h, theta, lower, n_evals, tol) -> ConvergenceCheck:
     idx = np.flatnonzero(free)
     if idx.size == 0:
         return ConvergenceCheck(g, H, 0.0, np.inf, np.zeros(k), n_evals, True, "")
-    eig = np.linalg.eigvalsh(H[np.ix_(idx, idx)])
+    if eig_of is not None and np.array_equal(eig_of[0], idx):
+        eig = eig_of[1]
+    else:
+        eig = np.linalg.eigvalsh(H[idx][:, idx])
     scale = max(np.abs(eig).max(), 1.0)
     if eig.min() < -1e-3 * scale:
         return ConvergenceCheck(

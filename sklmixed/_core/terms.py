@@ -143,9 +143,11 @@ def moment_theta_start(terms, resid) -> np.ndarray:
     out = []
     for term in terms:
         counts = np.bincount(term.codes, minlength=term.n_levels).astype(float)
-        means = np.bincount(term.codes, resid, minlength=term.n_levels) / np.maximum(counts, 1)
+        sums = np.bincount(term.codes, resid, minlength=term.n_levels)
+        means = sums / np.maximum(counts, 1)
         m = int((counts > 0).sum())
-        within = float(((resid - means[term.codes]) ** 2).sum()) / max(n - m, 1)
+        # Σ (r − r̄ᵢ)² = Σ r² − Σ nᵢ r̄ᵢ²: no pass over the rows beyond the two sums.
+        within = float(resid @ resid - sums @ means) / max(n - m, 1)
         between = float((counts * (means - resid.mean()) ** 2).sum()) / max(m - 1, 1)
         n0 = (n - (counts**2).sum() / n) / max(m - 1, 1)
         ratio = np.sqrt(max(between - within, 0.0) / n0 / within) if within > 0 else 1.0
