@@ -76,8 +76,10 @@ class CoreFit:
 
 
 # BOBYQA's initial trust-region radius: the moment start is usually within this of
-# the optimum (NLopt's default radius wastes evaluations on wide first steps).
+# the optimum (NLopt's default radius wastes evaluations on wide first steps), the
+# slopes start (per-level least squares) within a third of it.
 _INITIAL_STEP = 0.1
+_SLOPES_STEP = 0.03
 
 # lme4's tolerances (absolute, on θ and on the criterion). BOBYQA spends about a third
 # of its evaluations refining its quadratic model from 1e-6 to these; the check's
@@ -194,7 +196,7 @@ def fit_lmm(
             cp,
             ordered,
             reml,
-            _theta_start(ordered, cp, resid),
+            *_theta_start(ordered, cp, resid),
             lower,
             dict(xtol_abs=xtol_abs, ftol_abs=ftol_abs, max_evals=max_evals),
             check_convergence,
@@ -215,8 +217,9 @@ def fit_lmm(
     )
 
 
-def _optimize_theta(criterion, cp, ordered, reml, start, lower, options, check_convergence):
-    """Minimize the criterion over θ, restart at boundary optima, check and polish.
+def _optimize_theta(criterion, cp, ordered, reml, start, step, lower, options, check_convergence):
+    """Minimize the criterion over θ from ``start`` with initial radii ``step``,
+    restart at boundary optima, check and polish.
 
     Returns the optimizer record and the check at the optimum (None when not asked).
     """
@@ -230,7 +233,7 @@ def _optimize_theta(criterion, cp, ordered, reml, start, lower, options, check_c
     if len(ordered) == 1:
         gradient = partial(_gradient_only, cp=cp, terms=ordered, reml=reml)
         check_gradient = gradient if lower.size >= 4 else None
-    record = minimize_theta(criterion, start, lower, initial_step=_INITIAL_STEP, **options)
+    record = minimize_theta(criterion, start, lower, initial_step=step, **options)
     # A boundary optimum may be a local one: the moment start's small first steps can
     # settle on the wrong face of the bound. BOBYQA restarts from lme4's start with
     # NLopt's default radius, then from the sign-flipped optimum.
@@ -310,14 +313,16 @@ def _rounding_noise(resid, y):
 
 
 def _theta_start(ordered, cp, resid):
-    """Moment estimates of θ, with the first term's correlated slopes from its levels."""
+    """Moment estimates of θ, with the first term's correlated slopes from its levels,
+    and BOBYQA's initial radius for each entry."""
     first = ordered[0]
     slopes = slopes_start(first, cp.A11, cp.Z1tXY[:, :, -1], float(cp.XYtXY[-1, -1]), cp.n_obs)
     if slopes is None:
-        return moment_theta_start(ordered, resid)
-    if len(ordered) == 1:
-        return slopes
-    return np.concatenate([slopes, moment_theta_start(ordered[1:], resid)])
+        start = moment_theta_start(ordered, resid)
+        return start, np.full(start.size, _INITIAL_STEP)
+    rest = moment_theta_start(ordered[1:], resid) if len(ordered) > 1 else np.zeros(0)
+    step = np.concatenate([np.full(slopes.size, _SLOPES_STEP), np.full(rest.size, _INITIAL_STEP)])
+    return np.concatenate([slopes, rest]), step
 
 
 def _theta_unscaled(theta_scaled, ordered):
