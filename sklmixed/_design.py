@@ -90,11 +90,16 @@ def merge_bars(bars) -> tuple:
         for bar in group:
             blocks.extend(tuple(start + i for i in block) for block in bar.blocks)
             start += bar.columns.shape[1]
+        # One contiguous bar: its own columns (never written to), which column_stack would
+        # copy as they are.
+        columns = group[0].columns
+        if len(group) > 1 or not (columns.flags.c_contiguous or columns.flags.f_contiguous):
+            columns = np.column_stack([bar.columns for bar in group])
         factors.append(
             FactorArrays(
                 name=name,
                 labels=group[0].labels,
-                columns=np.column_stack([bar.columns for bar in group]),
+                columns=columns,
                 column_names=sum((tuple(bar.column_names) for bar in group), ()),
                 blocks=tuple(blocks),
             )

@@ -643,8 +643,17 @@ def _linear_predictor(X_fixed, beta, factors, modes, codes):
     """``Xβ + Σ Z b``, with each factor's modes looked up by its rows' level codes."""
     out = X_fixed @ beta
     for factor, factor_modes, code in zip(factors, modes, codes):
-        # np.take gathers rows an order of magnitude faster than factor_modes[code].
-        out += np.einsum("ij,ij->i", factor.columns, np.take(factor_modes, code, axis=0))
+        Z = factor.columns
+        if Z.shape[1] == 1 or Z.flags.f_contiguous:
+            # Column by column: half the time of the einsum on Fortran-ordered columns (a
+            # formula's), which there sums the same products in the same order.
+            zb = Z[:, 0] * np.take(factor_modes[:, 0], code)
+            for j in range(1, Z.shape[1]):
+                zb += Z[:, j] * np.take(factor_modes[:, j], code)
+            out += zb
+        else:
+            # np.take gathers rows an order of magnitude faster than factor_modes[code].
+            out += np.einsum("ij,ij->i", Z, np.take(factor_modes, code, axis=0))
     return out
 
 

@@ -958,10 +958,13 @@ class FormulaDesign:
         """
         if self.response is None:
             raise ValueError(f"The formula {self.formula!r} has no response (no 'y ~' left side).")
-        self._columns(data, [self.response], what="response")  # present, no missing values
-        column = data[self.response]
+        self._check_present(data, [self.response], "response")
+        column = _checked_column(data, self.response)  # one column, no missing values
+        dtype = column.dtype
         if not (
-            pd.api.types.is_numeric_dtype(column.dtype) or pd.api.types.is_bool_dtype(column.dtype)
+            (isinstance(dtype, np.dtype) and dtype.kind in "biuf")
+            or pd.api.types.is_numeric_dtype(dtype)
+            or pd.api.types.is_bool_dtype(dtype)
         ):
             raise ValueError(
                 f"The response column {self.response!r} is not numeric (dtype {column.dtype})."
@@ -976,6 +979,11 @@ class FormulaDesign:
 
     def _columns(self, data, variables, what="variable", fitting=False):
         """The columns ``variables`` of ``data`` by name, checked, with logicals as factors."""
+        self._check_present(data, variables, what)
+        return {name: _plain_values(_checked_column(data, name), fitting) for name in variables}
+
+    def _check_present(self, data, variables, what):
+        """TypeError unless ``data`` is a DataFrame; ValueError naming absent ``variables``."""
         if not isinstance(data, pd.DataFrame):
             raise TypeError(
                 f"The formula interface needs a pandas DataFrame; got {type(data).__name__}."
@@ -986,30 +994,6 @@ class FormulaDesign:
                 f"The formula {self.formula!r} uses {what}(s) {missing} that are not columns "
                 f"of the data (columns: {list(data.columns)})."
             )
-        columns = {}
-        for name in variables:
-            column = data[name]
-            if isinstance(column, pd.DataFrame):
-                raise ValueError(f"The data has several columns named {name!r}.")
-            # What pandas' isna checks, without building a Series where that is cheap
-            # (numpy numbers and categoricals), and before any conversion.
-            dtype = column.dtype
-            if isinstance(dtype, np.dtype) and dtype.kind in "iub":
-                nulls = np.zeros(0, dtype=bool)
-            elif isinstance(dtype, np.dtype) and dtype.kind == "f":
-                nulls = np.isnan(column.to_numpy())
-            elif isinstance(dtype, pd.CategoricalDtype):
-                nulls = column.array.codes < 0
-            else:
-                nulls = column.isna().to_numpy()
-            if nulls.any():
-                raise ValueError(
-                    f"Column {name!r} has {int(nulls.sum())} missing value(s) (NaN/NA), "
-                    f"first at row {int(np.flatnonzero(nulls)[0])}; rows are never dropped "
-                    "silently: remove or impute them first."
-                )
-            columns[name] = _plain_values(column, fitting)
-        return columns
 
     def _fit_matrix(self, formula, columns, frame, text):
         """The fitted spec of one formula (fixed part or a bar's left side) and its matrix."""
@@ -1147,7 +1131,10 @@ def _check_matrix(matrix, names, text):
     """ValueError naming the first model column with a non-finite or overflowing value."""
     if not matrix.size:
         return
-    # Extremes per column without an |matrix| copy; NaN propagates through both.
+    # Extremes of the whole matrix without an |matrix| copy; NaN propagates through both
+    # (and fails the comparison). Only a failing matrix is searched for the column to name.
+    if -matrix.min() <= MAX_MAGNITUDE and matrix.max() <= MAX_MAGNITUDE:
+        return
     top = np.maximum(-matrix.min(axis=0), matrix.max(axis=0))
     bad = np.flatnonzero(~(top <= MAX_MAGNITUDE))
     if bad.size:
@@ -1174,9 +1161,36 @@ def _as_matrix(model_matrix, n):
     )
 
 
+def _checked_column(data, name):
+    """The column ``name`` of ``data`` (present), refused if duplicated or with missing values."""
+    column = data[name]
+    if isinstance(column, pd.DataFrame):
+        raise ValueError(f"The data has several columns named {name!r}.")
+    # What pandas' isna checks, without building a Series where that is cheap
+    # (numpy numbers and categoricals), and before any conversion.
+    dtype = column.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind in "iub":
+        return column
+    if isinstance(dtype, np.dtype) and dtype.kind == "f":
+        nulls = np.isnan(column.to_numpy())
+    elif isinstance(dtype, pd.CategoricalDtype):
+        nulls = column.array.codes < 0
+    else:
+        nulls = column.isna().to_numpy()
+    if nulls.any():
+        raise ValueError(
+            f"Column {name!r} has {int(nulls.sum())} missing value(s) (NaN/NA), "
+            f"first at row {int(np.flatnonzero(nulls)[0])}; rows are never dropped "
+            "silently: remove or impute them first."
+        )
+    return column
+
+
 def _plain_values(column, fitting):
     """Values formulaic codes as R would: numbers as numbers, logicals and strings as factors."""
     dtype = column.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind in "iuf":  # the usual case, tested first
+        return column.to_numpy(dtype=np.float64 if dtype.kind == "f" else np.int64)
     if isinstance(dtype, pd.CategoricalDtype):
         # At fit a Categorical's level order is the factor's, as in R; later the
         # fitted levels rule, and plain values avoid re-casting another category set.
