@@ -198,26 +198,30 @@ def as_frame_or_array(X, name="X"):
     return arr
 
 
-def _column(X, key):
-    return X[key].to_numpy() if isinstance(X, pd.DataFrame) else X[:, key]
-
-
 def _column_label(X, key):
     return str(key) if isinstance(X, pd.DataFrame) else f"x{key}"
 
 
 def _label_column(X, key):
     """Group labels of a column: a pandas Categorical stays one (its codes are the levels)."""
-    if isinstance(X, pd.DataFrame) and isinstance(X[key].dtype, pd.CategoricalDtype):
-        return X[key].array
-    return np.asarray(_column(X, key))
+    if not isinstance(X, pd.DataFrame):
+        return np.asarray(X[:, key])
+    column = X[key]  # once: each X[key] builds a Series
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return column.array
+    return np.asarray(column.to_numpy())
 
 
 def _numeric_column(X, key):
     """A float64 column, or an error that names it and says what to do instead."""
-    values = _column(X, key)
     label = _column_label(X, key)
-    if isinstance(X, pd.DataFrame) and isinstance(X[key].dtype, pd.CategoricalDtype):
+    if isinstance(X, pd.DataFrame):
+        column = X[key]  # once: each X[key] builds a Series
+        categorical = isinstance(column.dtype, pd.CategoricalDtype)
+        values = column.to_numpy()
+    else:
+        categorical, values = False, X[:, key]
+    if categorical:
         # Categories are labels even when they look like numbers: never a silent trend.
         raise ValueError(
             f"Column {label!r} is categorical, not numeric. Encode it first (e.g. "
@@ -242,6 +246,10 @@ def _numeric_column(X, key):
             "sklearn.preprocessing.OneHotEncoder) or use the formula interface."
         )
     values = np.asarray(values, dtype=float)
+    # One pass for the usual column: NaN propagates through min and max (and fails the
+    # comparison); only a failing column gets the two checks that tell which error.
+    if values.size and -values.min() <= MAX_MAGNITUDE and values.max() <= MAX_MAGNITUDE:
+        return values
     if not np.isfinite(values).all():
         raise ValueError(f"Column {label!r} has NaN or infinite values.")
     top = np.abs(values).max(initial=0.0)
@@ -375,18 +383,25 @@ class ArrayDesign:
     def transform(self, X, groups=None) -> ModelArrays:
         """Model arrays of X (and ``groups``), with the column roles learned in :meth:`fit`."""
         n = X.shape[0]
+        # A column both fixed and random (the usual random slope) is read and checked once;
+        # both uses copy it.
+        numeric = {}
+
+        def column(key):
+            if key not in numeric:
+                numeric[key] = _numeric_column(X, key)
+            return numeric[key]
+
         # Filled column by column in Fortran order: one pass, no list of temporaries.
         X_fixed = np.empty((n, len(self.fixed_names_)), order="F")
         if self.fit_intercept:
             X_fixed[:, 0] = 1.0
         for j, key in enumerate(self.fixed_keys_, start=int(self.fit_intercept)):
-            X_fixed[:, j] = _numeric_column(X, key)
+            X_fixed[:, j] = column(key)
         labels = self._labels(X, groups, n)
         factors = []
         for name, lab, keys in zip(self.factor_names_, labels, self.random_keys_):
-            cols = ([np.ones(n)] if self.random_intercept else []) + [
-                _numeric_column(X, k) for k in keys
-            ]
+            cols = ([np.ones(n)] if self.random_intercept else []) + [column(k) for k in keys]
             names = ((INTERCEPT,) if self.random_intercept else ()) + tuple(
                 _column_label(X, k) for k in keys
             )
