@@ -499,10 +499,10 @@ def drop_aliased_columns(X, names, tol=1e-7, warn=True, gram=None):
     # Screen with the Cholesky factor L of the Gram matrix: L_jj / ||x_j|| is the share
     # of column j orthogonal to the columns before it. Cheap, and decisive whenever
     # every column keeps far more than `tol` of its norm.
-    col_norms = np.sqrt(np.diag(gram))
+    col_norms = np.sqrt(gram.diagonal())
     if col_norms.min() > 0:
         try:
-            if (np.diag(np.linalg.cholesky(gram)) / col_norms).min() > 1e-4:
+            if (np.linalg.cholesky(gram).diagonal() / col_norms).min() > 1e-4:
                 return np.arange(p)
         except np.linalg.LinAlgError:
             pass
@@ -537,7 +537,10 @@ def warn_collinear_random_columns(factor: FactorArrays):
     combinations is estimated; the reported covariance of the columns is one of many
     with the same likelihood, which is not what anyone wants to read.
     """
-    keep = set(drop_aliased_columns(factor.columns, factor.column_names, warn=False))
+    keep = drop_aliased_columns(factor.columns, factor.column_names, warn=False)
+    if keep.size == len(factor.column_names):  # the usual case
+        return
+    keep = set(keep.tolist())
     collinear = [n for j, n in enumerate(factor.column_names) if j not in keep]
     if collinear:
         warnings.warn(

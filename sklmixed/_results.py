@@ -224,7 +224,7 @@ def build_result(core: CoreFit, factors, fixed_names, levels, method, dropped_fi
         aic=crit + 2.0 * n_params,
         bic=crit + np.log(n_obs) * n_params,
         n_groups=n_groups,
-        is_singular=bool(np.any(core.theta_scaled[lower == 0] < SINGULAR_TOL)),
+        is_singular=bool((core.theta_scaled[lower == 0] < SINGULAR_TOL).any()),
         optimizer=record,
         convergence_check=core.check,
         dropped_fixed=tuple(dropped_fixed),
