@@ -999,7 +999,7 @@ class FormulaDesign:
         """The fitted spec of one formula (fixed part or a bar's left side) and its matrix."""
         terms = _numeric_terms(formula, columns)
         if terms is not None:
-            spec = _NumericSpec(terms, tuple(_numeric_names(terms, _appearance_order(text))))
+            spec = _numeric_spec(terms, text)
             matrix = spec.matrix(columns, frame.n_rows, text)
         else:
             try:
@@ -1109,6 +1109,13 @@ def _numeric_terms(formula, columns):
                 variables.append(factor.expr)
         terms.append(tuple(variables))
     return tuple(terms)
+
+
+@lru_cache(maxsize=256)
+def _numeric_spec(terms, text):
+    """The :class:`_NumericSpec` of ``terms`` (from :func:`_numeric_terms`) of formula
+    ``text``: its names depend on both alone, so it is built once (it is immutable)."""
+    return _NumericSpec(terms, tuple(_numeric_names(terms, _appearance_order(text))))
 
 
 def _numeric_names(terms, order):
