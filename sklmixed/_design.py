@@ -120,27 +120,40 @@ def encode_levels(labels, name):
         encoded = _encode_compact_integers(labels)
         if encoded is not None:
             return encoded
-    if pd.isna(labels).any():
-        raise ValueError(f"Group column {name!r} has missing values (NaN or NA).")
     if isinstance(labels, pd.Categorical):
         # A factor's levels keep their order, as in R; unused levels are dropped, as
-        # lme4 does.
+        # lme4 does. The categorical's own codes say all of it (code -1: missing).
+        codes = np.asarray(labels.codes, dtype=np.intp)
+        if codes.size and codes.min() < 0:
+            raise ValueError(f"Group column {name!r} has missing values (NaN or NA).")
+        present = np.zeros(len(labels.categories), dtype=bool)
+        present[codes] = True
+        levels = np.asarray(labels.categories)
+        if not present.all():
+            lookup = np.cumsum(present) - 1
+            codes, levels = lookup[codes], levels[present]
+        return codes, _checked_levels(levels, name)
+    if pd.isna(labels).any():
+        raise ValueError(f"Group column {name!r} has missing values (NaN or NA).")
+    try:
         codes, levels = pd.factorize(labels, sort=True)
-        levels = np.asarray(levels)
-    else:
+    except TypeError:
         try:
-            codes, levels = pd.factorize(labels, sort=True)
-        except TypeError:
-            try:
-                codes, levels = pd.factorize(labels, sort=False)
-            except TypeError as exc:  # an unhashable label such as a dict or a list
-                raise TypeError(
-                    f"Group column {name!r} has a label that is neither a string nor a "
-                    f"number ({exc}): a group label argument must be a string or a number."
-                ) from None
-    if _has_infinite(levels):  # the levels, not the rows: a Python loop over few values
+            codes, levels = pd.factorize(labels, sort=False)
+        except TypeError as exc:  # an unhashable label such as a dict or a list
+            raise TypeError(
+                f"Group column {name!r} has a label that is neither a string nor a "
+                f"number ({exc}): a group label argument must be a string or a number."
+            ) from None
+    return codes.astype(np.intp), _checked_levels(levels, name)
+
+
+def _checked_levels(levels, name):
+    """The levels as an Index, refused when one is infinite (checked on the levels, not
+    the rows: a Python loop over few values)."""
+    if _has_infinite(levels):
         raise ValueError(f"Group column {name!r} has infinite values, which are not group labels.")
-    return codes.astype(np.intp), pd.Index(levels)
+    return pd.Index(levels)
 
 
 def _encode_compact_integers(labels):

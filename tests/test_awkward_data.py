@@ -43,7 +43,9 @@ def of_category(caught, category):
 def assert_same_optimum(model, ref, atol_loglik=1e-5):
     """lme4 reached the optimum too: the log-likelihoods agree both ways."""
     assert abs(model.log_likelihood_ - ref["logLik"]) < atol_loglik, (
-        model.log_likelihood_, ref["logLik"])
+        model.log_likelihood_,
+        ref["logLik"],
+    )
 
 
 def assert_modes_match(model, ref, label_of=lambda level: level):
@@ -113,8 +115,9 @@ def test_aliased_columns_of_an_array_are_named_by_position():
     with pytest.warns(UserWarning, match=r"dropping 3 column.*'x2', 'x5', 'x6'"):
         model = MixedLMRegressor(group=7).fit(X, data["y"])
     ref = awkward_reference("aliased_fixed")
-    np.testing.assert_allclose(model.fixed_effects_.to_numpy(), list(ref["fixef"].values()),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        model.fixed_effects_.to_numpy(), list(ref["fixef"].values()), rtol=1e-6
+    )
     np.testing.assert_allclose(model.predict(X), ref["fitted"], atol=1e-6)
 
 
@@ -158,8 +161,9 @@ def test_collinear_random_effect_columns_fit_as_lme4_and_say_so():
     np.testing.assert_allclose(model.log_likelihood_, twin["logLik"], atol=1e-6)
     for expected in (ref, twin):
         np.testing.assert_allclose(model.sigma_, expected["sigma"], rtol=1e-4)
-        np.testing.assert_allclose(model.fixed_effects_, list(expected["fixef"].values()),
-                                   rtol=1e-6)
+        np.testing.assert_allclose(
+            model.fixed_effects_, list(expected["fixef"].values()), rtol=1e-6
+        )
     # The identifiable covariance: A Sigma A' with A mapping (b0, b1, b2) to (b0, b1 + 2 b2).
     vc = model.variance_components_
     names = ["(Intercept)", "Days", "Days2"]
@@ -171,11 +175,16 @@ def test_collinear_random_effect_columns_fit_as_lme4_and_say_so():
     A = np.array([[1.0, 0, 0], [0, 1, 2]])
     identifiable = A @ sigma_b @ A.T
     vt = {(r["var1"], r["var2"]): r["vcov"] for r in twin["varcorr"]}
-    expected = np.array([[vt[("(Intercept)", "")], vt[("(Intercept)", "Days")]],
-                         [vt[("(Intercept)", "Days")], vt[("Days", "")]]])
+    expected = np.array(
+        [
+            [vt[("(Intercept)", "")], vt[("(Intercept)", "Days")]],
+            [vt[("(Intercept)", "Days")], vt[("Days", "")]],
+        ]
+    )
     np.testing.assert_allclose(identifiable, expected, atol=1e-3 * np.abs(expected).max())
-    np.testing.assert_allclose(model.predict(data[["Days", "Days2", "Subject"]]),
-                               twin["fitted"], atol=1e-3)
+    np.testing.assert_allclose(
+        model.predict(data[["Days", "Days2", "Subject"]]), twin["fitted"], atol=1e-3
+    )
 
 
 def test_collinear_column_in_both_parts_is_dropped_from_the_fixed_part_only():
@@ -183,8 +192,9 @@ def test_collinear_column_in_both_parts_is_dropped_from_the_fixed_part_only():
     messages = " | ".join(str(w.message) for w in caught)
     assert "rank deficient so dropping 1" in messages and "random-effect columns" in messages
     assert list(model.fixed_effects_.index) == ["(Intercept)", "Days"]
-    np.testing.assert_allclose(model.log_likelihood_,
-                               load_reference("sleepstudy_rs")["logLik"], atol=1e-6)
+    np.testing.assert_allclose(
+        model.log_likelihood_, load_reference("sleepstudy_rs")["logLik"], atol=1e-6
+    )
 
 
 # ----------------------------------------------------------- group column types
@@ -209,14 +219,21 @@ def _level_maps():
         "categorical": (lambda lv: lv, lambda s: pd.Categorical(s)),
         "categorical, unused and reordered categories": (
             lambda lv: lv,
-            lambda s: pd.Categorical(s, categories=["unused"] + levels[::-1], ordered=True)),
+            lambda s: pd.Categorical(s, categories=["unused"] + levels[::-1], ordered=True),
+        ),
         "categorical of ints": (lambda lv: code[lv], lambda s: pd.Categorical(s.map(code))),
-        "tuple": (lambda lv: ("grp", code[lv]),
-                  lambda s: s.map(lambda v: ("grp", code[v])).astype(object)),
-        "mixed types": (lambda lv: mixed[code[lv] % 4](code[lv]),
-                        lambda s: s.map(lambda v: mixed[code[v] % 4](code[v])).astype(object)),
-        "datetime": (lambda lv: pd.Timestamp("2020-01-01") + pd.Timedelta(days=code[lv]),
-                     lambda s: pd.Timestamp("2020-01-01") + pd.to_timedelta(s.map(code), "D")),
+        "tuple": (
+            lambda lv: ("grp", code[lv]),
+            lambda s: s.map(lambda v: ("grp", code[v])).astype(object),
+        ),
+        "mixed types": (
+            lambda lv: mixed[code[lv] % 4](code[lv]),
+            lambda s: s.map(lambda v: mixed[code[v] % 4](code[v])).astype(object),
+        ),
+        "datetime": (
+            lambda lv: pd.Timestamp("2020-01-01") + pd.Timedelta(days=code[lv]),
+            lambda s: pd.Timestamp("2020-01-01") + pd.to_timedelta(s.map(code), "D"),
+        ),
     }
 
 
@@ -280,11 +297,52 @@ def test_integer_group_ids_encode_as_factorize(dtype):
         np.testing.assert_array_equal(labels, before)
 
 
+@pytest.mark.parametrize(
+    "labels",
+    [
+        pd.Categorical(["b", "a", "c", "a"], categories=["c", "b", "a", "z"]),  # unused "z"
+        pd.Categorical([3, 1, 2, 1]),
+        pd.Categorical([1.5, 2.5, 1.5]),
+        pd.Categorical(pd.to_datetime(["2020-01-02", "2020-01-01"])),
+        pd.Categorical(["x", "y"], categories=["y", "x"], ordered=True),
+    ],
+)
+def test_categorical_labels_encoded_as_factorize_does(labels):
+    """A Categorical's codes and used categories, in the categories' order: what
+    pandas' factorize gives, without its sort."""
+    from sklmixed._design import encode_levels
+
+    codes, levels = encode_levels(labels, "g")
+    expected_codes, expected_levels = pd.factorize(labels, sort=True)
+    np.testing.assert_array_equal(codes, expected_codes)
+    assert codes.dtype == np.intp
+    pd.testing.assert_index_equal(levels, pd.Index(np.asarray(expected_levels)))
+
+
+@pytest.mark.parametrize(
+    ("labels", "match"),
+    [
+        (pd.Categorical(["a", None]), "missing values"),
+        (pd.Categorical([1.0, np.inf]), "infinite values"),
+    ],
+)
+def test_categorical_labels_missing_or_infinite(labels, match):
+    from sklmixed._design import encode_levels
+
+    with pytest.raises(ValueError, match=f"'g' has {match}"):
+        encode_levels(labels, "g")
+
+
 def test_polars_group_and_feature_columns():
     pl = pytest.importorskip("polars")
     data = awkward_data("aliased")
-    X = pl.DataFrame({"x1": data["x1"].to_numpy(), "x2": data["x2"].to_numpy(),
-                      "g": data["g"].astype(str).tolist()})
+    X = pl.DataFrame(
+        {
+            "x1": data["x1"].to_numpy(),
+            "x2": data["x2"].to_numpy(),
+            "g": data["g"].astype(str).tolist(),
+        }
+    )
     model = MixedLMRegressor(group="g").fit(X, pl.Series("y", data["y"].to_numpy()))
     ref = awkward_reference("aliased_base")
     assert_matches_lme4(model, ref, data["y"], fitted=model.predict(X))
@@ -310,10 +368,13 @@ def test_groups_of_one_row_among_others():
         assert (modes != 0).all()
 
 
-@pytest.mark.parametrize("name, params", [
-    ("unbalanced_ri", {}),
-    ("unbalanced_rs", {"random_effects": ["x"]}),
-])
+@pytest.mark.parametrize(
+    "name, params",
+    [
+        ("unbalanced_ri", {}),
+        ("unbalanced_rs", {"random_effects": ["x"]}),
+    ],
+)
 def test_one_group_with_ninety_percent_of_the_rows(name, params):
     data = awkward_data("unbalanced")
     assert (data["g"] == "big").mean() == 0.9
@@ -335,8 +396,9 @@ def test_response_near_1e6_and_feature_near_1e_6_as_lme4():
     """lme4 warns about the scales but fits; so do we, without a warning."""
     data = awkward_data("sleepstudy_awkward")
     ref = awkward_reference("sleepstudy_scaled_ri")
-    model, caught = fit_quietly(MixedLMRegressor(group="Subject"),
-                                data[["Dsmall", "Subject"]], data["Rbig"])
+    model, caught = fit_quietly(
+        MixedLMRegressor(group="Subject"), data[["Dsmall", "Subject"]], data["Rbig"]
+    )
     assert not caught
     assert_matches_lme4(model, ref, data["Rbig"], fitted=model.predict(data[["Dsmall", "Subject"]]))
     assert_same_optimum(model, ref, atol_loglik=1e-4)
@@ -353,8 +415,9 @@ def test_badly_scaled_fit_is_the_rescaled_fit_transformed():
     np.testing.assert_allclose(bad.fixed_effects_, [1e6 + b0, 1e6 * b1], rtol=1e-9)
     np.testing.assert_allclose(bad.theta_, good.theta_, rtol=1e-6)
     np.testing.assert_allclose(bad.sigma_, good.sigma_, rtol=1e-7)
-    np.testing.assert_allclose(bad.log_likelihood_, good.log_likelihood_ - math.log(1e-6),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        bad.log_likelihood_, good.log_likelihood_ - math.log(1e-6), atol=1e-6
+    )
 
 
 @pytest.mark.parametrize("method, twin", [("REML", "sleepstudy_rs"), ("ML", "sleepstudy_rs_ML")])
@@ -367,25 +430,31 @@ def test_scaled_and_shifted_response_with_random_slopes(method, twin, scale, shi
     ref = load_reference(twin)
     model, caught = fit_quietly(
         MixedLMRegressor(group="Subject", random_effects=["Days"], method=method),
-        data[["Days", "Subject"]], shift + scale * data["Reaction"])
+        data[["Days", "Subject"]],
+        shift + scale * data["Reaction"],
+    )
     assert not caught
     n, p = len(data), 2
     b0, b1 = ref["fixef"].values()
-    np.testing.assert_allclose(model.fixed_effects_, [shift + scale * b0, scale * b1],
-                               rtol=1e-6)
+    np.testing.assert_allclose(model.fixed_effects_, [shift + scale * b0, scale * b1], rtol=1e-6)
     np.testing.assert_allclose(model.sigma_, scale * ref["sigma"], rtol=1e-5)
     np.testing.assert_allclose(model.theta_, ref["theta"], rtol=1e-3, atol=1e-5)
     np.testing.assert_allclose(
         np.sort(model.variance_components_["vcov"]),
-        np.sort([scale**2 * r["vcov"] for r in ref["varcorr"]]), rtol=2e-3)
+        np.sort([scale**2 * r["vcov"] for r in ref["varcorr"]]),
+        rtol=2e-3,
+    )
     jacobian = (n - p if method == "REML" else n) * math.log(scale)
     np.testing.assert_allclose(model.log_likelihood_, ref["logLik"] - jacobian, atol=1e-5)
 
 
 def _random_slope_on_tiny_feature():
     data = awkward_data("sleepstudy_awkward")
-    model, caught = fit_quietly(MixedLMRegressor(group="Subject", random_effects=["Dsmall"]),
-                                data[["Dsmall", "Subject"]], data["Rbig"])
+    model, caught = fit_quietly(
+        MixedLMRegressor(group="Subject", random_effects=["Dsmall"]),
+        data[["Dsmall", "Subject"]],
+        data["Rbig"],
+    )
     return model, caught
 
 
@@ -444,7 +513,8 @@ def test_reference_fits_raise_no_convergence_warning(name):
 
 
 REFERENCE_FORMULAS = sorted(p.stem for p in REFERENCE.glob("*.json")) + sorted(
-    f"extra/{p.stem}" for p in (REFERENCE / "extra").glob("*.json"))
+    f"extra/{p.stem}" for p in (REFERENCE / "extra").glob("*.json")
+)
 
 
 @pytest.mark.parametrize("name", REFERENCE_FORMULAS)
@@ -503,14 +573,14 @@ def test_fit_stopped_early_warns_and_is_not_converged(max_iter):
     assert max_iter <= model.n_iter_ <= max_iter + model.theta_.size
     # What was reached is still reported, finite, as the record says.
     assert np.isfinite(model.log_likelihood_)
-    np.testing.assert_allclose(model.optimizer_record_.fmin, -2 * model.log_likelihood_,
-                               rtol=1e-10)
+    np.testing.assert_allclose(model.optimizer_record_.fmin, -2 * model.log_likelihood_, rtol=1e-10)
 
 
 def test_fit_stopped_early_without_the_check_still_warns():
     data = load_data("sleepstudy")
-    model = MixedLMRegressor(group="Subject", random_effects=["Days"], max_iter=3,
-                             check_convergence=False)
+    model = MixedLMRegressor(
+        group="Subject", random_effects=["Days"], max_iter=3, check_convergence=False
+    )
     with pytest.warns(ConvergenceWarning):
         model.fit(data[["Days", "Subject"]], data["Reaction"])
     assert model.convergence_check_ is None and not model.converged_
@@ -548,8 +618,12 @@ def test_crossed_terms_that_never_share_a_row():
     data = awkward_data("disjoint_slopes")
     ref = awkward_reference("disjoint_slopes")
     X = data[["treated", "control", "g", "h"]]
-    model = MixedLMRegressor(group=["g", "h"], random_effects={"g": ["treated"], "h": ["control"]},
-                             random_intercept=False, fixed_effects=["treated"])
+    model = MixedLMRegressor(
+        group=["g", "h"],
+        random_effects={"g": ["treated"], "h": ["control"]},
+        random_intercept=False,
+        fixed_effects=["treated"],
+    )
     model.fit(X, data["y"])
     assert_matches_lme4(model, ref, data["y"], fitted=model.predict(X))
     assert_same_optimum(model, ref)
@@ -561,9 +635,12 @@ def test_tiny_design_with_a_huge_random_slope():
     data = awkward_data("tiny_huge_slope")
     ref = awkward_reference("tiny_huge_slope")
     model, caught = fit_quietly(
-        MixedLMRegressor(group="g", random_effects=["f0"], covariance="diagonal",
-                         fit_intercept=False),
-        data[["f0", "g"]], data["y"])
+        MixedLMRegressor(
+            group="g", random_effects=["f0"], covariance="diagonal", fit_intercept=False
+        ),
+        data[["f0", "g"]],
+        data["y"],
+    )
     assert model.log_likelihood_ >= ref["logLik"] - 1e-3
     # lme4 warns too (roundoff-limited optimizer); whatever is said must match converged_.
     assert bool(of_category(caught, ConvergenceWarning)) == (not model.converged_)
@@ -640,8 +717,9 @@ def test_degenerate_crossed_design_fits_or_refuses_clearly():
     from the Cholesky of block 2); now a fit with a finite log-likelihood or our own
     ValueError, never a bare LinAlgError."""
     data = awkward_data("huge_collinear_crossed")
-    model = MixedLMRegressor(group=["g", "h"], random_effects=["f0", "f1"],
-                             random_intercept=False, fit_intercept=False)
+    model = MixedLMRegressor(
+        group=["g", "h"], random_effects=["f0", "f1"], random_intercept=False, fit_intercept=False
+    )
     try:
         fit_quietly(model, data[["f0", "f1", "g", "h"]], data["y"])
     except ValueError as error:
