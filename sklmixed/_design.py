@@ -128,7 +128,7 @@ def encode_levels(labels, name):
             raise ValueError(f"Group column {name!r} has missing values (NaN or NA).")
         present = np.zeros(len(labels.categories), dtype=bool)
         present[codes] = True
-        levels = np.asarray(labels.categories)
+        levels = labels.categories  # an immutable Index, shared as it is
         if not present.all():
             lookup = np.cumsum(present) - 1
             codes, levels = lookup[codes], levels[present]
@@ -150,10 +150,11 @@ def encode_levels(labels, name):
 
 def _checked_levels(levels, name):
     """The levels as an Index, refused when one is infinite (checked on the levels, not
-    the rows: a Python loop over few values)."""
-    if _has_infinite(levels):
+    the rows: at most a Python loop over few values)."""
+    levels = levels if isinstance(levels, pd.Index) else pd.Index(levels)
+    if levels.inferred_type != "string" and _has_infinite(levels):
         raise ValueError(f"Group column {name!r} has infinite values, which are not group labels.")
-    return pd.Index(levels)
+    return levels
 
 
 def _encode_compact_integers(labels):
