@@ -225,8 +225,8 @@ def cross_products(X, y, terms, sqrt_weights=None) -> CrossProducts:
             _add_scattered_sums(A11, Z1tXY, codes, Z1cols, XYt.T)
         for term, offset in zip(rest, offsets):
             Z2tXY += _term_matrix(term, sqrt_weights, offset, Q2, rows).T @ XYt.T
-    lower = np.tril_indices(q1, -1)
-    A11[lower[1], lower[0]] = A11[lower[0], lower[1]]
+    for a in range(q1):  # the upper triangles from the lower ones
+        A11[:a, a] = A11[a, :a]
     Z1tXY = np.ascontiguousarray(Z1tXY.transpose(0, 2, 1))
     sum_log_weights = 0.0 if sqrt_weights is None else float(2.0 * np.log(sqrt_weights).sum())
     A21 = A21_rows = A21_levels = A22 = S22_map = None

@@ -35,6 +35,10 @@ __all__ = ["SchurComplementMap", "schur_complement_map", "compact_objective"]
 _MAX_ENTRIES = 1 << 20
 
 
+# Rows and columns of the entries (a, b), a ≥ b, of a q × q block (np.tril_indices).
+_PAIRS = {1: (np.array([0]), np.array([0])), 2: (np.array([0, 1, 1]), np.array([0, 0, 1]))}
+
+
 @dataclass(frozen=True)
 class SchurComplementMap:
     """``S(θ) = XYtXY − products @ N(θ)`` for one grouping factor.
@@ -84,7 +88,7 @@ def schur_complement_map(cp: CrossProducts, term: RandomTerm, max_entries=_MAX_E
         return None
     A, W = cp.A11_entries, cp.Z1tXY_rows  # (q, q, m), (q, m, k)
     q, m, k = W.shape
-    pair_rows, pair_cols = np.tril_indices(q)
+    pair_rows, pair_cols = _PAIRS[q]
     if pair_rows.size * m * k * k > max_entries:
         return None
     outer = np.einsum("pmi,pmj->pmij", W[pair_rows], W[pair_cols])
