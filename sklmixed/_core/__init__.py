@@ -297,8 +297,8 @@ def _criterion(cp, ordered, reml, noise_only=False):
     grouping factor has one or two columns (half the cost), else the blocked factor.
 
     Where the fixed effects fit the response exactly (``noise_only``), r² is made of
-    rounding errors and the two paths round differently; the blocked factor keeps
-    such fits as they have always been computed.
+    rounding errors, which the two paths round differently: the blocked factor, whose
+    Schur complement subtracts a Gram product, is used there as it is everywhere else.
     """
     smap = schur_complement_map(cp, ordered[0]) if len(ordered) == 1 and not noise_only else None
     if smap is not None:

@@ -159,7 +159,6 @@ def _add_segment_sums(A11, Z1tXY, codes, Zt, XYt):
 
     Each level's rows are one run: its sums are one ``np.add.reduceat`` over the
     products of the columns, rows last, with no sparse matrix to build.
-    ``A11`` gets the lower triangle and diagonal (the rest is filled by symmetry).
     """
     starts = np.flatnonzero(np.concatenate([[True], codes[1:] != codes[:-1]]))
     levels = codes[starts]  # distinct within a chunk, so += is safe
@@ -168,7 +167,8 @@ def _add_segment_sums(A11, Z1tXY, codes, Zt, XYt):
 
 
 def _add_scattered_sums(A11, Z1tXY, codes, Zcols, XY):
-    """Add the per-level sums of rows in any order: a sparse product and bincounts."""
+    """Add the per-level sums of rows in any order: a sparse product and bincounts
+    (``A11``: the lower triangle; the caller fills the upper one by symmetry)."""
     q, _, m = A11.shape
     Z1tXY += (_level_columns(codes, Zcols, 0, m * q).T @ XY).reshape(m, q, -1).transpose(1, 2, 0)
     for a in range(q):

@@ -21,7 +21,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
 from scipy.linalg.lapack import dpotrf as _potrf
 
 from .blocks import CrossProducts
