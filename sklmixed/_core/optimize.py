@@ -334,15 +334,15 @@ def _judge(g, H, h, theta, lower, n_evals, tol) -> ConvergenceCheck:
     at_bound = np.isfinite(lower) & (theta <= lower)
     free = ~at_bound | (g < 0) | (np.diag(H) < 0)
     step_dir = np.zeros(k)
-    eig_of = None  # (free set, eigenvalues of H on it), reused below
+    extremes_of = None  # (free set, extreme eigenvalues of H on it), reused below
     for _ in range(k + 1):
         idx = np.flatnonzero(free)
         if idx.size == 0:
             break
         Hf = H[idx][:, idx]
-        eig = np.linalg.eigvalsh(Hf)
-        eig_of = (idx, eig)
-        if eig.min() <= _FLAT * max(eig.max(), 0.0):
+        lo, hi = _extreme_eigenvalues(Hf)
+        extremes_of = (idx, lo, hi)
+        if lo <= _FLAT * max(hi, 0.0):
             break
         step_dir[:] = 0.0
         try:
@@ -357,23 +357,23 @@ def _judge(g, H, h, theta, lower, n_evals, tol) -> ConvergenceCheck:
     idx = np.flatnonzero(free)
     if idx.size == 0:
         return ConvergenceCheck(g, H, 0.0, np.inf, np.zeros(k), n_evals, True, "")
-    if eig_of is not None and np.array_equal(eig_of[0], idx):
-        eig = eig_of[1]
+    if extremes_of is not None and np.array_equal(extremes_of[0], idx):
+        lo, hi = extremes_of[1:]
     else:
-        eig = np.linalg.eigvalsh(H[idx][:, idx])
-    scale = max(np.abs(eig).max(), 1.0)
-    if eig.min() < -1e-3 * scale:
+        lo, hi = _extreme_eigenvalues(H[idx][:, idx])
+    scale = max(abs(lo), abs(hi), 1.0)
+    if lo < -1e-3 * scale:
         return ConvergenceCheck(
             g,
             H,
             np.inf,
-            float(eig.min()),
+            lo,
             np.zeros(k),
             n_evals,
             False,
             "the Hessian of the criterion has a negative eigenvalue: a saddle point, not a minimum",
         )
-    if eig.min() <= _FLAT * eig.max() or not step_dir.any():
+    if lo <= _FLAT * hi or not step_dir.any():
         # Flat but not negative: no Newton step; judge by the gradient along free directions.
         step_dir[:] = 0.0
         decrease = float(np.abs(g[idx]).max() * h.max())
@@ -388,7 +388,15 @@ def _judge(g, H, h, theta, lower, n_evals, tol) -> ConvergenceCheck:
             f"{decrease:.2g} (gradient {np.array2string(g, precision=3)})"
         )
     )
-    return ConvergenceCheck(g, H, decrease, float(eig.min()), step_dir, n_evals, ok, message)
+    return ConvergenceCheck(g, H, decrease, lo, step_dir, n_evals, ok, message)
+
+
+def _extreme_eigenvalues(H):
+    """Smallest and largest eigenvalue of a small symmetric matrix, as floats."""
+    if H.shape[0] == 1:
+        return float(H[0, 0]), float(H[0, 0])
+    eig = np.linalg.eigvalsh(H)  # ascending
+    return float(eig[0]), float(eig[-1])
 
 
 def restart_on_boundary(fun, record: OptimizerRecord, restarts, lower, **options):
