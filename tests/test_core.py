@@ -178,3 +178,46 @@ def test_slopes_start_declines_what_it_cannot_estimate():
     assert slopes_start(terms[0], A, Zr, float(cp.XYtXY[-1, -1]), 40) is None
     cp1, terms1, _ = _problem(1)
     assert slopes_start(terms1[0], cp1.A11, cp1.Z1tXY[:, :, -1], 1.0, 600) is None  # no slope
+
+
+def _quadratic(g, H):
+    return lambda theta: float(g @ theta + 0.5 * theta @ H @ theta)
+
+
+def test_check_predicts_the_decrease_of_a_convex_quadratic():
+    from sklmixed._core.optimize import check_optimum
+
+    g, H = np.array([1.0, -2.0, 0.5]), np.array([[4.0, 1.0, 0.0], [1.0, 3.0, 0.5], [0.0, 0.5, 2.0]])
+    f = _quadratic(g, H)
+    theta = np.zeros(3)
+    check = check_optimum(f, theta, f(theta), np.full(3, -np.inf), step=2.0**-8)
+    newton = -np.linalg.solve(H, g)
+    np.testing.assert_allclose(check.newton_step, newton, rtol=1e-8)
+    assert check.predicted_decrease == pytest.approx(0.5 * g @ np.linalg.solve(H, g), rel=1e-8)
+    assert check.min_curvature == pytest.approx(np.linalg.eigvalsh(H)[0], rel=1e-8)
+    assert not check.ok  # 0.9 > tol = 1e-3
+
+
+def test_check_keeps_bound_entries_that_would_move_down_fixed():
+    """On its bound with a positive slope, an entry stays out of the Newton step; the
+    decrease is the free entries' alone."""
+    from sklmixed._core.optimize import check_optimum
+
+    g, H = np.array([2.0, -1.0]), np.array([[2.0, 0.5], [0.5, 1.0]])
+    f = _quadratic(g, H)
+    theta, lower = np.zeros(2), np.array([0.0, -np.inf])
+    check = check_optimum(f, theta, f(theta), lower, step=2.0**-8)
+    np.testing.assert_allclose(check.newton_step, [0.0, 1.0], atol=1e-8)
+    assert check.predicted_decrease == pytest.approx(0.5, rel=1e-8)
+    # One parameter on its bound, sloping down into it: nothing is free, all is well.
+    check = check_optimum(lambda t: float(3.0 * t[0] + t[0] ** 2), np.zeros(1), 0.0, np.zeros(1))
+    assert check.ok and check.predicted_decrease == 0.0
+
+
+def test_check_flags_a_saddle_point():
+    from sklmixed._core.optimize import check_optimum
+
+    f = _quadratic(np.zeros(2), np.diag([1.0, -1.0]))
+    check = check_optimum(f, np.zeros(2), 0.0, np.full(2, -np.inf), step=2.0**-8)
+    assert not check.ok and "saddle" in check.message
+    assert check.min_curvature == pytest.approx(-1.0, rel=1e-8)
