@@ -221,3 +221,17 @@ def test_check_flags_a_saddle_point():
     check = check_optimum(f, np.zeros(2), 0.0, np.full(2, -np.inf), step=2.0**-8)
     assert not check.ok and "saddle" in check.message
     assert check.min_curvature == pytest.approx(-1.0, rel=1e-8)
+
+
+@pytest.mark.parametrize("reml", [True, False])
+def test_compact_objective_without_fixed_effects(reml):
+    """p = 0 (no fixed effects): the Schur complement is r² alone."""
+    rng = np.random.default_rng(7)
+    n, m = 200, 15
+    codes = rng.integers(0, m, size=n)
+    term = RandomTerm(codes, np.column_stack([np.ones(n), rng.normal(size=n)]), m, ((0, 1),))
+    cp = cross_products(np.zeros((n, 0)), rng.normal(size=n) + 1.0, [term])
+    theta = np.array([0.8, -0.2, 0.5])
+    assert compact_objective(theta, schur_complement_map(cp, term), term, cp, reml) == (
+        pytest.approx(objective(theta, cp, [term], reml), rel=1e-12)
+    )
