@@ -32,7 +32,7 @@ from .optimize import (
     polish,
     restart_on_boundary,
 )
-from .schur_map import compact_objective, schur_complement_map
+from .schur_map import compact_objective, compact_objective_batch, schur_complement_map
 from .terms import RandomTerm, moment_theta_start, slopes_start
 
 __all__ = ["RandomTerm", "CoreFit", "fit_lmm", "least_squares_offset", "lme4_term_order"]
@@ -189,10 +189,11 @@ def fit_lmm(
         return _fit_fixed_only(X, resid, offset, sqrt_weights, reml)
     cp = cross_products(X, resid, ordered, sqrt_weights)
     lower = np.concatenate([t.theta_lower() for t in ordered])
-    criterion = _criterion(cp, ordered, reml, _rounding_noise(resid, y))
+    criterion, criterion_batch = _criterion(cp, ordered, reml, _rounding_noise(resid, y))
     with _single_threaded_blas():
         record, check = _optimize_theta(
             criterion,
+            criterion_batch,
             cp,
             ordered,
             reml,
@@ -217,9 +218,12 @@ def fit_lmm(
     )
 
 
-def _optimize_theta(criterion, cp, ordered, reml, start, step, lower, options, check_convergence):
+def _optimize_theta(
+    criterion, criterion_batch, cp, ordered, reml, start, step, lower, options, check_convergence
+):
     """Minimize the criterion over θ from ``start`` with initial radii ``step``,
-    restart at boundary optima, check and polish.
+    restart at boundary optima, check and polish (``criterion_batch``, or None: the
+    criterion at several θ in one call, for the check).
 
     Returns the optimizer record and the check at the optimum (None when not asked).
     """
@@ -233,6 +237,9 @@ def _optimize_theta(criterion, cp, ordered, reml, start, step, lower, options, c
     if len(ordered) == 1:
         gradient = partial(_gradient_only, cp=cp, terms=ordered, reml=reml)
         check_gradient = gradient if lower.size >= 4 else None
+    checked = partial(
+        _check_record, criterion, lower, gradient=check_gradient, fun_batch=criterion_batch
+    )
     record = minimize_theta(criterion, start, lower, initial_step=step, **options)
     # A boundary optimum may be a local one: the moment start's small first steps can
     # settle on the wrong face of the bound. BOBYQA restarts from lme4's start with
@@ -252,7 +259,7 @@ def _optimize_theta(criterion, cp, ordered, reml, start, step, lower, options, c
     )
     if not check_convergence:
         return record, None
-    check = check_optimum(criterion, record.theta, record.fmin, lower, gradient=check_gradient)
+    check = checked(record)
     polished = polish(criterion, record, check, lower)
     if polished.fmin == record.fmin and check.predicted_decrease > _LME4_TOL:
         # The Newton step did not deliver what the search left (a coarse search, or
@@ -271,7 +278,7 @@ def _optimize_theta(criterion, cp, ordered, reml, start, step, lower, options, c
             initial_step=_INITIAL_STEP,
             **finish,
         )
-        check = check_optimum(criterion, record.theta, record.fmin, lower, gradient=check_gradient)
+        check = checked(record)
         polished = polish(criterion, record, check, lower)
     record = polished
     if not check.ok and gradient is not None and record.converged:
@@ -287,23 +294,30 @@ def _optimize_theta(criterion, cp, ordered, reml, start, step, lower, options, c
             ftol_abs=options["ftol_abs"],
             max_evals=max(options["max_evals"] - record.n_evals, 1),
         )
-        check = check_optimum(criterion, record.theta, record.fmin, lower, gradient=check_gradient)
+        check = checked(record)
         record = polish(criterion, record, check, lower)
     return record, check
 
 
 def _criterion(cp, ordered, reml, noise_only=False):
-    """The criterion as a function of θ: through the Schur-complement map where one
-    grouping factor has one or two columns (half the cost), else the blocked factor.
+    """The criterion as a function of θ, and of several θ at once (or None).
 
-    Where the fixed effects fit the response exactly (``noise_only``), r² is made of
-    rounding errors, which the two paths round differently: the blocked factor, whose
-    Schur complement subtracts a Gram product, is used there as it is everywhere else.
+    Through the Schur-complement map where one grouping factor has one or two
+    columns (half the cost), else the blocked factor. Where the fixed effects fit the
+    response exactly (``noise_only``), r² is made of rounding errors, which the two
+    paths round differently: the blocked factor, whose Schur complement subtracts a
+    Gram product, is used there as it is everywhere else.
     """
     smap = schur_complement_map(cp, ordered[0]) if len(ordered) == 1 and not noise_only else None
-    if smap is not None:
-        return partial(compact_objective, smap=smap, term=ordered[0], cp=cp, reml=reml)
-    return partial(objective, cp=cp, terms=ordered, reml=reml)
+    if smap is None:
+        return partial(objective, cp=cp, terms=ordered, reml=reml), None
+    kwargs = {"smap": smap, "term": ordered[0], "cp": cp, "reml": reml}
+    return partial(compact_objective, **kwargs), partial(compact_objective_batch, **kwargs)
+
+
+def _check_record(criterion, lower, record, **options):
+    """:func:`check_optimum` at the optimum of ``record``."""
+    return check_optimum(criterion, record.theta, record.fmin, lower, **options)
 
 
 def _rounding_noise(resid, y):

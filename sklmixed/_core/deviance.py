@@ -43,16 +43,19 @@ __all__ = [
 _LOG_2PI = float(np.log(2.0 * np.pi))
 
 
-def criterion_from_parts(logdet_L, logdet_RX, pwrss, cp, reml: bool) -> float:
-    """The profiled criterion (−2 log-likelihood) from ``log|L_Z|²``, ``log|R_X|²`` and r²."""
-    if pwrss <= 0.0:
+def criterion_from_parts(logdet_L, logdet_RX, pwrss, cp, reml: bool, log=math.log):
+    """The profiled criterion (−2 log-likelihood) from ``log|L_Z|²``, ``log|R_X|²`` and r².
+
+    With ``log=np.log`` the parts may be arrays (one entry per θ) with ``pwrss > 0``.
+    """
+    if log is math.log and pwrss <= 0.0:
         return -np.inf
     n, p = cp.n_obs, cp.n_fixed
     dev = logdet_L - cp.sum_log_weights
     if reml:
         nmp = n - p
-        return float(dev + logdet_RX + nmp * (1.0 + _LOG_2PI + math.log(pwrss / nmp)))
-    return float(dev + n * (1.0 + _LOG_2PI + math.log(pwrss / n)))
+        return dev + logdet_RX + nmp * (1.0 + _LOG_2PI + log(pwrss / nmp))
+    return dev + n * (1.0 + _LOG_2PI + log(pwrss / n))
 
 
 def deviance_from_factor(factor: BlockedFactor, cp: CrossProducts, reml: bool) -> float:

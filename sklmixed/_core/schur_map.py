@@ -27,7 +27,12 @@ from .blocks import CrossProducts
 from .deviance import criterion_from_parts, objective
 from .terms import RandomTerm
 
-__all__ = ["SchurComplementMap", "schur_complement_map", "compact_objective"]
+__all__ = [
+    "SchurComplementMap",
+    "schur_complement_map",
+    "compact_objective",
+    "compact_objective_batch",
+]
 
 # Stored products beyond this (8 MB) would weigh on memory. Up to it, the map beats the
 # blocked factor at every size measured (2× at 65 levels, 3× at 10,000 levels, q = 2).
@@ -132,7 +137,43 @@ def compact_objective(theta, smap: SchurComplementMap, term: RandomTerm, cp, rem
     diag = L33.diagonal()
     logdet_L = float(np.log(det).sum())
     logdet_RX = 2.0 * float(np.log(diag[:-1]).sum()) if reml else 0.0
-    return criterion_from_parts(logdet_L, logdet_RX, float(diag[-1]) ** 2, cp, reml)
+    return float(criterion_from_parts(logdet_L, logdet_RX, float(diag[-1]) ** 2, cp, reml))
+
+
+def compact_objective_batch(thetas, smap: SchurComplementMap, term: RandomTerm, cp, reml: bool):
+    """The criterion at several θ at once (rows of ``thetas``), as an array.
+
+    The same arithmetic as :func:`compact_objective` with θ as one more axis: the
+    points of a finite-difference Hessian cost about two evaluations, not ``k² + k``.
+    Where a Schur complement is not positive definite, every point is evaluated alone.
+    """
+    entries = smap.level_entries
+    if entries.ndim == 1:
+        t2 = thetas[:, 0] ** 2
+        det = t2[:, None] * entries + 1.0  # (J, m)
+        N = t2[:, None] / det
+    else:
+        values = np.column_stack([thetas, np.zeros(len(thetas))])
+        t00, t10, t11 = values[:, list(smap.theta_slots)].T
+        d2, s00, s10, s11 = (t00 * t11) ** 2, t00 * t00, t00 * t10, t10 * t10 + t11 * t11
+        G = np.zeros((len(thetas), 4, 5))  # the rows of _determinants_and_n, per θ
+        G[:, 0] = np.column_stack([d2, s00, 2.0 * s10, s11, np.ones_like(d2)])
+        G[:, 1, 3], G[:, 1, 4] = d2, s00
+        G[:, 2, 2], G[:, 2, 4] = -d2, s10
+        G[:, 3, 1], G[:, 3, 4] = d2, s11
+        rows = G @ entries  # (J, 4, m)
+        det = rows[:, 0]
+        N = rows[:, 1:] / det[:, None]
+    k = smap.XYtXY.shape[0]
+    S = smap.XYtXY - (N.reshape(len(thetas), -1) @ smap.products.T).reshape(-1, k, k)
+    try:
+        L33 = np.linalg.cholesky(S)
+    except np.linalg.LinAlgError:
+        return np.array([compact_objective(theta, smap, term, cp, reml) for theta in thetas])
+    diag = np.diagonal(L33, axis1=1, axis2=2)
+    logdet_L = np.log(det).sum(axis=1)
+    logdet_RX = 2.0 * np.log(diag[:, :-1]).sum(axis=1) if reml else 0.0
+    return criterion_from_parts(logdet_L, logdet_RX, diag[:, -1] ** 2, cp, reml, log=np.log)
 
 
 def _determinants_and_n(t00, t10, t11, entries):
