@@ -21,7 +21,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions, make_constraint
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
 
-from ._core import RandomTerm, fit_lmm, least_squares_offset
+from ._core import RandomTerm, fit_lmm, least_squares_offset, rounding_noise
 from ._design import (
     ArrayDesign,
     ModelArrays,
@@ -720,7 +720,7 @@ def _check_residual_variation(resid, y, names):
             "effects, or too small to square; the residual variance would be zero and the "
             "likelihood infinite."
         )
-    if rms <= 1e3 * np.finfo(float).eps * top:
+    if rounding_noise(resid, y):  # the rule that also sends the fit to the blocked factor
         warnings.warn(
             f"y is an exact linear function of the fixed effects {list(names)} up to rounding "
             f"(residual root mean square {rms:.3g}): sigma_ is about 0 and the "

@@ -35,7 +35,14 @@ from .optimize import (
 from .schur_map import compact_objective, compact_objective_batch, schur_complement_map
 from .terms import RandomTerm, moment_theta_start, slopes_start
 
-__all__ = ["RandomTerm", "CoreFit", "fit_lmm", "least_squares_offset", "lme4_term_order"]
+__all__ = [
+    "RandomTerm",
+    "CoreFit",
+    "fit_lmm",
+    "least_squares_offset",
+    "lme4_term_order",
+    "rounding_noise",
+]
 
 
 @dataclass(frozen=True)
@@ -189,7 +196,7 @@ def fit_lmm(
         return _fit_fixed_only(X, resid, offset, sqrt_weights, reml)
     cp = cross_products(X, resid, ordered, sqrt_weights)
     lower = np.concatenate([t.theta_lower() for t in ordered])
-    criterion, criterion_batch = _criterion(cp, ordered, reml, _rounding_noise(resid, y))
+    criterion, criterion_batch = _criterion(cp, ordered, reml, rounding_noise(resid, y))
     with _single_threaded_blas():
         record, check = _optimize_theta(
             criterion,
@@ -320,8 +327,9 @@ def _check_record(criterion, lower, record, **options):
     return check_optimum(criterion, record.theta, record.fmin, lower, **options)
 
 
-def _rounding_noise(resid, y):
-    """Whether the least-squares residuals are rounding errors of ``y``."""
+def rounding_noise(resid, y) -> bool:
+    """Whether the least-squares residuals ``resid`` of ``y`` are rounding errors of ``y``
+    (an exact fit: root mean square within 1e3 machine epsilons of ``max |y|``)."""
     scale = float(np.abs(y).max()) if y.size else 0.0
     return float(np.sqrt(np.mean(resid**2))) <= 1e3 * np.finfo(float).eps * scale
 
