@@ -310,7 +310,7 @@ def _criterion(cp, ordered, reml, noise_only=False):
     """The criterion as a function of θ, and of several θ at once (or None).
 
     Through the Schur-complement map where one grouping factor has one or two
-    columns (half the cost), else the blocked factor. Where the fixed effects fit the
+    columns (40-50% of the cost), else the blocked factor. Where the fixed effects fit the
     response exactly (``noise_only``), r² is made of rounding errors, which the two
     paths round differently: the blocked factor, whose Schur complement subtracts a
     Gram product, is used there as it is everywhere else.
