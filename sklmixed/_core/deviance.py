@@ -44,12 +44,8 @@ _LOG_2PI = float(np.log(2.0 * np.pi))
 
 
 def criterion_from_parts(logdet_L, logdet_RX, pwrss, cp, reml: bool, log=math.log):
-    """The profiled criterion (−2 log-likelihood) from ``log|L_Z|²``, ``log|R_X|²`` and r².
-
-    With ``log=np.log`` the parts may be arrays (one entry per θ) with ``pwrss > 0``.
-    """
-    if log is math.log and pwrss <= 0.0:
-        return -np.inf
+    """The profiled criterion (−2 log-likelihood) from ``log|L_Z|²``, ``log|R_X|²`` and
+    r² > 0; with ``log=np.log`` the parts may be arrays (one entry per θ)."""
     n, p = cp.n_obs, cp.n_fixed
     dev = logdet_L - cp.sum_log_weights
     if reml:
@@ -60,8 +56,11 @@ def criterion_from_parts(logdet_L, logdet_RX, pwrss, cp, reml: bool, log=math.lo
 
 def deviance_from_factor(factor: BlockedFactor, cp: CrossProducts, reml: bool) -> float:
     """The profiled criterion (−2 log-likelihood) from an updated factor."""
+    pwrss = factor.pwrss
+    if pwrss <= 0.0:  # an exact fit (the last pivot clamped at 0)
+        return -np.inf
     logdet_RX = factor.logdet_RX if reml else 0.0
-    return criterion_from_parts(factor.logdet_L, logdet_RX, factor.pwrss, cp, reml)
+    return criterion_from_parts(factor.logdet_L, logdet_RX, pwrss, cp, reml)
 
 
 def objective(theta, cp: CrossProducts, terms, reml: bool) -> float:
@@ -162,7 +161,6 @@ def solve(theta, cp: CrossProducts, terms, reml: bool) -> Solution:
             start = stop
     modes[0] = _back_substitute_levels(factor.L11_entries, c1.T).T @ T[0].T
 
-    ml_dev = factor.logdet_L - cp.sum_log_weights + n * (1.0 + _LOG_2PI + np.log(factor.pwrss / n))
     crit = deviance_from_factor(factor, cp, reml)
     return Solution(
         beta=beta,
@@ -171,7 +169,7 @@ def solve(theta, cp: CrossProducts, terms, reml: bool) -> Solution:
         modes=modes,
         cond_cov=_conditional_covariances(factor, cp, terms, sigma2),
         deviance=crit,
-        ml_deviance=float(ml_dev),
+        ml_deviance=deviance_from_factor(factor, cp, False),
         pwrss=factor.pwrss,
         logdet_L=factor.logdet_L,
         logdet_RX=factor.logdet_RX,

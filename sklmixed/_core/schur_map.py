@@ -44,15 +44,28 @@ _MAX_ENTRIES = 1 << 20
 _PAIRS = {1: (np.array([0]), np.array([0])), 2: (np.array([0, 1, 1]), np.array([0, 0, 1]))}
 
 
+# The rows |Mᵢ|, then T adj(Mᵢ) Tᵀ's (0,0), (1,0), (1,1), as linear maps of the level
+# entries (|A|, A₀₀, A₁₀, A₁₁, 1), are Σ_c w_c _BASIS[c] for the weights
+# w = (d², Σ₀₀, Σ₁₀, Σ₁₁, 1) of _weights.
+_BASIS = np.zeros((5, 4, 5))
+_BASIS[0, 0, 0] = _BASIS[0, 1, 3] = _BASIS[0, 3, 1] = 1.0  # d²: d²|A|, d² adj A
+_BASIS[0, 2, 2] = -1.0
+_BASIS[1, 0, 1] = _BASIS[1, 1, 4] = 1.0  # Σ₀₀
+_BASIS[2, 0, 2], _BASIS[2, 2, 4] = 2.0, 1.0  # Σ₁₀ (A₁₀ counts twice in tr ΣA)
+_BASIS[3, 0, 3] = _BASIS[3, 3, 4] = 1.0  # Σ₁₁
+_BASIS[4, 0, 4] = 1.0  # the 1 of |M| = d²|A| + tr ΣA + 1
+
+
 @dataclass(frozen=True)
 class SchurComplementMap:
     """``S(θ) = XYtXY − products @ N(θ)`` for one grouping factor.
 
     Attributes
     ----------
-    level_entries : ndarray of shape (m,) or (5, m)
-        Per level, ``q = 1``: ``Aᵢ``; ``q = 2``: ``|Aᵢ|``, ``Aᵢ[0,0]``, ``Aᵢ[1,0]``,
-        ``Aᵢ[1,1]`` and 1.
+    level_entries : ndarray of shape (m,) or (5, 4 · m)
+        ``q = 1``: ``Aᵢ`` per level. ``q = 2``: for each weight of :func:`_weights`, its
+        coefficients in the rows of :func:`_determinants_and_n` per level (the rows as
+        linear maps of ``|Aᵢ|``, ``Aᵢ[0,0]``, ``Aᵢ[1,0]``, ``Aᵢ[1,1]`` and 1).
     theta_slots : tuple of int
         Positions of ``T[0,0]``, ``T[1,0]``, ``T[1,1]`` in θ followed by a zero (the
         zero stands for ``T[1,0]`` of uncorrelated columns).
@@ -94,7 +107,7 @@ def schur_complement_map(cp: CrossProducts, term: RandomTerm, max_entries=_MAX_E
     A, W = cp.A11_entries, cp.Z1tXY_rows  # (q, q, m), (q, m, k)
     q, m, k = W.shape
     pair_rows, pair_cols = _PAIRS[q]
-    if pair_rows.size * m * k * k > max_entries:
+    if (pair_rows.size * k * k + (20 if q == 2 else 1)) * m > max_entries:
         return None
     outer = np.einsum("pmi,pmj->pmij", W[pair_rows], W[pair_cols])
     off = pair_rows != pair_cols
@@ -104,6 +117,8 @@ def schur_complement_map(cp: CrossProducts, term: RandomTerm, max_entries=_MAX_E
         return SchurComplementMap(A[0, 0], (0,), products, cp.XYtXY)
     a00, a10, a11 = A[0, 0], A[1, 0], A[1, 1]
     entries = np.vstack([a00 * a11 - a10 * a10, a00, a10, a11, np.ones(m)])
+    # Each weight's share of the four rows, per level: (5, 4 · m).
+    entries = (_BASIS.reshape(20, 5) @ entries).reshape(5, 4 * m)
     slots = [term.n_theta] * 3  # the appended zero
     for j, (r, c) in enumerate(zip(term.theta_rows, term.theta_cols)):
         slots[[(0, 0), (1, 0), (1, 1)].index((r, c))] = j
@@ -117,16 +132,13 @@ def compact_objective(theta, smap: SchurComplementMap, term: RandomTerm, cp, rem
     answers instead where the Schur complement is on the edge of positive
     definiteness.
     """
-    entries = smap.level_entries
-    if entries.ndim == 1:
-        t2 = float(theta[0]) ** 2
-        det = t2 * entries + 1.0
-        N = t2 / det
+    if smap.level_entries.ndim == 1:
+        det, N = _determinants_and_n_q1(float(theta[0]) ** 2, smap.level_entries)
     else:
         values = theta.tolist()
         values.append(0.0)
         t00, t10, t11 = (values[i] for i in smap.theta_slots)
-        det, N = _determinants_and_n(t00, t10, t11, entries)
+        det, N = _determinants_and_n(np.array(_weights(t00, t10, t11)), smap.level_entries)
     k = smap.XYtXY.shape[0]
     S = smap.XYtXY - (smap.products @ N.ravel()).reshape(k, k)
     L33, info = _potrf(S, lower=True, clean=False)
@@ -138,7 +150,7 @@ def compact_objective(theta, smap: SchurComplementMap, term: RandomTerm, cp, rem
     diag = L33.diagonal()
     logdet_L = float(np.log(det).sum())
     logdet_RX = 2.0 * float(np.log(diag[:-1]).sum()) if reml else 0.0
-    return float(criterion_from_parts(logdet_L, logdet_RX, float(diag[-1]) ** 2, cp, reml))
+    return criterion_from_parts(logdet_L, logdet_RX, float(diag[-1]) ** 2, cp, reml)
 
 
 def compact_objective_batch(thetas, smap: SchurComplementMap, term: RandomTerm, cp, reml: bool):
@@ -148,23 +160,12 @@ def compact_objective_batch(thetas, smap: SchurComplementMap, term: RandomTerm, 
     points of a finite-difference Hessian cost about two evaluations, not ``k² + k``.
     Where a Schur complement is not positive definite, every point is evaluated alone.
     """
-    entries = smap.level_entries
-    if entries.ndim == 1:
-        t2 = thetas[:, 0] ** 2
-        det = t2[:, None] * entries + 1.0  # (J, m)
-        N = t2[:, None] / det
+    if smap.level_entries.ndim == 1:
+        det, N = _determinants_and_n_q1(thetas[:, :1] ** 2, smap.level_entries)
     else:
         values = np.column_stack([thetas, np.zeros(len(thetas))])
         t00, t10, t11 = values[:, list(smap.theta_slots)].T
-        d2, s00, s10, s11 = (t00 * t11) ** 2, t00 * t00, t00 * t10, t10 * t10 + t11 * t11
-        G = np.zeros((len(thetas), 4, 5))  # the rows of _determinants_and_n, per θ
-        G[:, 0] = np.column_stack([d2, s00, 2.0 * s10, s11, np.ones_like(d2)])
-        G[:, 1, 3], G[:, 1, 4] = d2, s00
-        G[:, 2, 2], G[:, 2, 4] = -d2, s10
-        G[:, 3, 1], G[:, 3, 4] = d2, s11
-        rows = G @ entries  # (J, 4, m)
-        det = rows[:, 0]
-        N = rows[:, 1:] / det[:, None]
+        det, N = _determinants_and_n(np.column_stack(_weights(t00, t10, t11)), smap.level_entries)
     k = smap.XYtXY.shape[0]
     S = smap.XYtXY - (N.reshape(len(thetas), -1) @ smap.products.T).reshape(-1, k, k)
     try:
@@ -177,25 +178,27 @@ def compact_objective_batch(thetas, smap: SchurComplementMap, term: RandomTerm, 
     return criterion_from_parts(logdet_L, logdet_RX, diag[:, -1] ** 2, cp, reml, log=np.log)
 
 
-def _determinants_and_n(t00, t10, t11, entries):
+def _weights(t00, t10, t11):
+    """``(d², Σ₀₀, Σ₁₀, Σ₁₁, 1)`` with ``d = |T|`` and ``Σ = T Tᵀ`` (scalars or arrays)."""
+    one = t00 * 0.0 + 1.0  # in the shape of t00
+    return (t00 * t11) ** 2, t00 * t00, t00 * t10, t10 * t10 + t11 * t11, one
+
+
+def _determinants_and_n(weights, entries):
     """``|Mᵢ|`` and the entries (0,0), (1,0), (1,1) of ``Nᵢ = T Mᵢ⁻¹ Tᵀ`` for ``q = 2``.
 
     With ``d = |T|`` and ``Σ = T Tᵀ``, ``|Mᵢ| = d²|Aᵢ| + tr(Σ Aᵢ) + 1`` and, since
     ``T adj(TᵀAᵢT) Tᵀ = d² adj(Aᵢ)``, ``T adj(Mᵢ) Tᵀ = d² adj(Aᵢ) + Σ``: both linear
-    in the stored entries, so one matrix product gives all four rows.
+    in the entries of ``Aᵢ``, and the weights of :func:`_weights` (shape (5,) or, for
+    several θ, (J, 5)) times the map's ``level_entries`` give all four rows at once.
     """
-    d2 = (t00 * t11) ** 2
-    s00, s10, s11 = t00 * t00, t00 * t10, t10 * t10 + t11 * t11
-    rows = (
-        np.array(
-            [
-                [d2, s00, 2.0 * s10, s11, 1.0],
-                [0.0, 0.0, 0.0, d2, s00],
-                [0.0, 0.0, -d2, 0.0, s10],
-                [0.0, d2, 0.0, 0.0, s11],
-            ]
-        )
-        @ entries
-    )
-    det = rows[0]
-    return det, rows[1:] / det
+    # A one-row product per θ: the same sums, in the same order, one θ or several.
+    rows = (weights[..., None, :] @ entries).reshape(*weights.shape[:-1], 4, -1)
+    det = rows[..., 0, :]
+    return det, rows[..., 1:, :] / det[..., None, :]
+
+
+def _determinants_and_n_q1(t2, entries):
+    """``|Mᵢ| = t²Aᵢ + 1`` and ``Nᵢ = t²/|Mᵢ|`` for ``q = 1`` (``t2`` a scalar or (J, 1))."""
+    det = t2 * entries + 1.0
+    return det, t2 / det
