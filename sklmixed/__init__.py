@@ -1,8 +1,7 @@
-"""sklmixed: linear mixed-effects models (lme4's ``lmer``) as a scikit-learn estimator."""
+"""sklmixed: mixed-effects models (lme4's ``lmer``) as scikit-learn estimators."""
 
 from . import datasets
-from ._estimator import MixedLMRegressor
-from ._lmer import lmer
+from .estimators import MixedLMRegressor, lmer
 from .exceptions import SingularFitWarning
 
 __all__ = ["MixedLMRegressor", "lmer", "datasets", "SingularFitWarning"]

@@ -46,7 +46,7 @@ from formulaic.errors import DataMismatchWarning, FormulaicError
 from formulaic.parser.types import Factor
 from formulaic.transforms import TRANSFORMS
 
-from ._design import MAX_MAGNITUDE
+from .design.checks import MAX_MAGNITUDE
 
 __all__ = [
     "FormulaDesign",
@@ -56,7 +56,7 @@ __all__ = [
     "parse_formula",
 ]
 
-INTERCEPT = "(Intercept)"
+from ._names import INTERCEPT  # noqa: E402
 
 # ---------------------------------------------------------------------------------
 # Parsed formula

@@ -31,25 +31,11 @@ def load_data(dataset):
 
 
 def criterion_and_beta_at(model, X, y, theta, weights=None, groups=None):
-    """Our criterion and fixed effects at a given θ (lme4's order), for the fitted design."""
-    from sklmixed import _core
-    from sklmixed._core.blocks import cross_products
-    from sklmixed._core.deviance import objective, solve
-
-    arrays = model.design_.transform(X, groups)
-    X_fixed = arrays.X[:, model.fixed_columns_]
-    terms = []
-    for factor in arrays.factors:
-        levels = model.levels_[factor.name]
-        codes = levels.get_indexer(pd.Index(factor.labels)).astype(np.intp)
-        terms.append(_core.RandomTerm(codes, factor.columns, len(levels), factor.blocks))
-    ordered = [terms[i] for i in _core.lme4_term_order(terms)]
-    offset, resid = _core.least_squares_offset(X_fixed, np.asarray(y, float))
-    sqrt_w = None if weights is None else np.sqrt(np.asarray(weights, float))
-    cp = cross_products(X_fixed, resid, ordered, sqrt_w)
-    reml = model.method == "REML"
+    """Our criterion and fixed effects at a given θ (lme4's order), for the fitted model
+    (its stored statistics: X, y and the weights are those it was fitted on)."""
     theta = np.atleast_1d(np.asarray(theta, float))
-    return objective(theta, cp, ordered, reml), solve(theta, cp, ordered, reml).beta + offset
+    result = model.result_
+    return result.criterion_at(theta), result.solve_at(theta).beta
 
 
 def assert_matches_lme4(model, ref, y, fitted=None, check_fixef=True, X=None, weights=None):

@@ -277,7 +277,7 @@ def test_boolean_group_column(dtype):
 def test_integer_group_ids_encode_as_factorize(dtype):
     """Integer labels, compact (a presence table) or spread out (hashing): codes and
     sorted levels as pandas' factorize gives them, at the extremes of the dtype too."""
-    from sklmixed._design import encode_levels
+    from sklmixed.design.levels import encode_levels
 
     info = np.iinfo(dtype)
     rng = np.random.default_rng(0)
@@ -310,7 +310,7 @@ def test_integer_group_ids_encode_as_factorize(dtype):
 def test_categorical_labels_encoded_as_factorize_does(labels):
     """A Categorical's codes and used categories, in the categories' order: what
     pandas' factorize gives, without its sort."""
-    from sklmixed._design import encode_levels
+    from sklmixed.design.levels import encode_levels
 
     codes, levels = encode_levels(labels, "g")
     expected_codes, expected_levels = pd.factorize(labels, sort=True)
@@ -327,7 +327,7 @@ def test_categorical_labels_encoded_as_factorize_does(labels):
     ],
 )
 def test_categorical_labels_missing_or_infinite(labels, match):
-    from sklmixed._design import encode_levels
+    from sklmixed.design.levels import encode_levels
 
     with pytest.raises(ValueError, match=f"'g' has {match}"):
         encode_levels(labels, "g")
@@ -730,7 +730,7 @@ def test_degenerate_crossed_design_fits_or_refuses_clearly():
 
 def test_convergence_check_survives_a_hessian_singular_up_to_rounding():
     """Was a LinAlgError: eigvalsh gave +5e-17 where LU met an exact zero pivot."""
-    from sklmixed._core.optimize import check_optimum
+    from sklmixed._core.check import check_optimum
 
     H = np.array([[6.875, 6.0], [6.0, 6.0 * (6.0 / 6.875)]])
     assert np.linalg.eigvalsh(H).min() > 0

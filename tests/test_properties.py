@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from sklmixed import MixedLMRegressor
+from sklmixed.exceptions import UnboundedLikelihoodWarning
 
 TOL = 1e-12
 RTOL = 1e-5
@@ -297,11 +298,12 @@ def small_designs(draw):
 @given(design=small_designs())
 def test_small_designs_fit_or_refuse_clearly(design):
     """A fit with a finite log-likelihood, or a ValueError of our own (not numpy's
-    LinAlgError, a ValueError subclass that explains nothing)."""
+    LinAlgError, a ValueError subclass that explains nothing), or, where the model
+    reproduces y, a log-likelihood of +inf said by UnboundedLikelihoodWarning."""
     X, y, w, params = design
     model = MixedLMRegressor(**params)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         try:
             model.fit(X, y, sample_weight=w)
         except Exception as error:
@@ -310,7 +312,9 @@ def test_small_designs_fit_or_refuse_clearly(design):
             assert str(error), "a ValueError with no message"
             return
         prediction = model.predict(X)
-    assert np.isfinite(model.log_likelihood_), model.log_likelihood_
+    unbounded = any(issubclass(c.category, UnboundedLikelihoodWarning) for c in caught)
+    assert unbounded == (model.log_likelihood_ == np.inf), model.log_likelihood_
+    assert unbounded or np.isfinite(model.log_likelihood_), model.log_likelihood_
     assert np.isfinite(model.sigma_) and model.sigma_ >= 0
     assert np.isfinite(model.fixed_effects_).all()
     assert prediction.shape == (len(y),) and np.isfinite(prediction).all()

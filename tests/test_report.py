@@ -19,7 +19,10 @@ import pandas as pd
 import pytest
 
 from sklmixed import MixedLMRegressor, SingularFitWarning, lmer
-from sklmixed._report import Summary, _abbreviate, _deparse_formula, _format_real
+from sklmixed.report import Summary
+from sklmixed.report.rformat import abbreviate as _abbreviate
+from sklmixed.report.rformat import deparse_formula as _deparse_formula
+from sklmixed.report.rformat import format_real as _format_real
 from sklmixed.datasets import load_exam
 
 from ._lme4 import REFERENCE, load_data, load_reference

@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from sklmixed._core import RandomTerm
-from sklmixed._core.blocks import cross_products, factorize
-from sklmixed._core.deviance import _conditional_covariances
+from sklmixed._core.factor import factorize
+from sklmixed._core.solution import _conditional_covariances
+
+from ._core_arrays import factor, layout, raw_stats
 
 RTOL = 1e-9
 
@@ -31,9 +32,9 @@ def _design(seed, q, n=300, levels=(40, 12, 5), weighted=False, nested=False):
         if nested and j == 1:
             codes = terms[0].codes % m  # each level of factor 1 in one level of this one
         columns = np.column_stack([np.ones(n), rng.normal(size=(n, qj - 1))])
-        terms.append(RandomTerm(codes.astype(np.intp), columns, m, (tuple(range(qj)),)))
+        terms.append(factor(codes, columns, m, (tuple(range(qj)),), name=f"g{j}"))
     sqrt_w = np.sqrt(rng.uniform(0.5, 2.0, size=n)) if weighted else None
-    theta = np.concatenate([_random_theta(rng, t) for t in terms])
+    theta = np.concatenate([_random_theta(rng, layout(t)) for t in terms])
     return X, y, terms, sqrt_w, theta
 
 
@@ -52,10 +53,9 @@ def _dense(X, y, terms, sqrt_w, theta):
         cols = term.codes[:, None] * term.q + np.arange(term.q)
         np.put_along_axis(Z, cols, term.columns, axis=1)
         Zs.append(Z)
-        Lambdas.append(
-            np.kron(np.eye(term.n_levels), term.factor(theta[start : start + term.n_theta]))
-        )
-        start += term.n_theta
+        shape = layout(term)
+        Lambdas.append(np.kron(np.eye(term.n_levels), shape.factor(theta[start : start + shape.n_theta])))
+        start += shape.n_theta
     ZL = np.hstack(Zs) @ scipy.linalg.block_diag(*Lambdas)
     w = np.ones(n) if sqrt_w is None else sqrt_w
     A = np.column_stack([ZL, X, y]) * w[:, None]
@@ -96,17 +96,18 @@ CASES = [
 def test_second_block_matches_dense(case, route):
     for seed in range(3):
         X, y, terms, sqrt_w, theta = _design(seed, **case)
-        cp = cross_products(X, y, terms, sqrt_w)
+        cp = raw_stats(X, y, terms, sqrt_w).finalize()
         assert cp.S22_map is not None
         if route == "sparse":
             cp = dataclasses.replace(cp, S22_map=None)
-        factor = factorize(cp, terms, theta)
+        layouts = [layout(t) for t in terms]
+        L = factorize(cp, layouts, theta)
         logdet_L, pwrss, logdet_RX, cond = _dense(X, y, terms, sqrt_w, theta)
-        np.testing.assert_allclose(factor.logdet_L, logdet_L, rtol=RTOL)
-        np.testing.assert_allclose(factor.pwrss, pwrss, rtol=RTOL)
-        np.testing.assert_allclose(factor.logdet_RX, logdet_RX, rtol=RTOL)
-        assert np.all(np.triu(factor.L22, 1) == 0.0)
+        np.testing.assert_allclose(L.logdet_L, logdet_L, rtol=RTOL)
+        np.testing.assert_allclose(L.pwrss, pwrss, rtol=RTOL)
+        np.testing.assert_allclose(L.logdet_RX, logdet_RX, rtol=RTOL)
+        assert np.all(np.triu(L.L22, 1) == 0.0)
         for ours, dense in zip(
-            _conditional_covariances(factor, cp, terms, 1.0), _blocks_of(cond, terms)
+            _conditional_covariances(L, cp, layouts, 1.0), _blocks_of(cond, terms)
         ):
             np.testing.assert_allclose(ours, dense, rtol=RTOL, atol=1e-12)

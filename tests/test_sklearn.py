@@ -78,6 +78,7 @@ def _expected_failed_checks(estimator):
 @pytest.mark.filterwarnings("ignore:fixed-effect model matrix is rank deficient:UserWarning")
 @pytest.mark.filterwarnings("ignore::sklmixed.SingularFitWarning")
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.filterwarnings("ignore::sklmixed.exceptions.UnboundedLikelihoodWarning")
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
 

@@ -13,8 +13,10 @@ import pandas as pd
 import pytest
 from sklearn.utils._param_validation import InvalidParameterError
 
-import sklmixed._estimator as estimator_module
-from sklmixed import MixedLMRegressor, SingularFitWarning
+import sklmixed.estimators.linear as estimator_module
+from sklmixed import MixedLMRegressor, SingularFitWarning, lmer
+from sklmixed.datasets import load_exam
+from sklmixed.exceptions import UnboundedLikelihoodWarning
 
 N_GROUPS, PER_GROUP = 6, 10
 N = N_GROUPS * PER_GROUP
@@ -555,22 +557,39 @@ def test_fits_from_several_threads_equal_serial():
         assert all(np.array_equal(a, b) for a, b in zip(s, t))
 
 
-def test_a_fit_with_an_infinite_likelihood_is_refused():
-    """5 rows, 4 fixed effects, 4 groups: y is fitted exactly, and where the optimizer
-    stops (here after 3 evaluations) the criterion is -inf. lme4 would report
-    logLik = Inf; this is refused after the fit, the estimator left unfitted."""
-    from sklearn.exceptions import NotFittedError
-
+def test_a_fit_with_an_infinite_likelihood_says_so():
+    """5 rows, 4 fixed effects, 4 groups: y is fitted exactly and the likelihood has
+    no maximum. lme4 would report logLik = Inf; so does the fit, with a warning that
+    says why (an error would make scikit-learn's own checks, whose y is often a
+    function of the group column, fail)."""
     X5 = pd.DataFrame({
         "f0": [0.12573, 0.12573, -0.132105, 0.640423, 0.1049],
         "f1": [-0.535669, -0.535669, 0.361595, 1.304, 0.947081],
         "f2": [1.0, 1.0, 1.0, 2.0, 0.0],
         "g": [0, 0, 1, 2, 3],
     })
-    model = MixedLMRegressor(group="g", max_iter=3)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with pytest.raises(ValueError, match="log-likelihood.*y leaves no residual"):
-            model.fit(X5, np.array([1.0, 1.0, 0.0, 0.0, 1.0]))
-    with pytest.raises(NotFittedError):
-        model.predict(X5)
+    model = MixedLMRegressor(group="g")
+    with pytest.warns(UnboundedLikelihoodWarning, match="log-likelihood.*y leaves no residual"):
+        model.fit(X5, np.array([1.0, 1.0, 0.0, 0.0, 1.0]))
+    assert model.log_likelihood_ == np.inf
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_y_constant_within_groups_is_said_on_every_machine(seed):
+    """y constant within every group: no maximum of the likelihood, on any BLAS kernel
+    (the rule is scaled to yᵀy, far from rounding), whatever the data's seed."""
+    rng = np.random.default_rng(seed)
+    codes = np.repeat(np.arange(12), 8)
+    frame = pd.DataFrame({"x": rng.normal(size=codes.size), "g": codes})
+    y = rng.normal(size=12)[codes]
+    with pytest.warns(UnboundedLikelihoodWarning):
+        model = MixedLMRegressor(group="g", fixed_effects=[]).fit(frame, y)
+    assert model.log_likelihood_ == np.inf
+
+
+def test_a_school_level_response_is_said_to_have_no_maximum():
+    """The tutorial readers' question: a school-level variable (schavg) as the response."""
+    exam = load_exam().frame
+    with pytest.warns(UnboundedLikelihoodWarning, match="no maximum"):
+        fit = lmer("schavg ~ 1 + (1 | school)", exam)
+    assert fit.log_likelihood_ == np.inf

@@ -18,37 +18,29 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import solve_triangular
 
-from .blocks import CrossProducts, factorize, inverse_lower_levels
-from .deviance import deviance_from_factor
+from .kernels import inverse_lower_levels
 
-__all__ = ["objective_and_gradient"]
+__all__ = ["gradient_from_factor"]
 
 
-def objective_and_gradient(theta, cp: CrossProducts, terms, reml: bool):
-    """The criterion and its gradient in θ, for a single grouping factor.
+def gradient_from_factor(factor, cp, term, reml: bool):
+    """The gradient in θ of the criterion, for a single grouping factor.
 
     Parameters
     ----------
-    theta : ndarray
-        θ of the one term.
+    factor : BlockedFactor
+        The factor at θ (where the criterion is finite).
     cp : CrossProducts
         Cross-products without a second block.
-    terms : sequence of one RandomTerm
+    term : TermLayout
+        The one term.
     reml : bool
 
     Returns
     -------
-    value : float
-    gradient : ndarray of the shape of ``theta``
+    ndarray
+        The gradient, one entry per θ entry of the term.
     """
-    try:
-        factor = factorize(cp, terms, theta)
-    except np.linalg.LinAlgError:
-        return np.inf, np.zeros_like(theta)
-    value = deviance_from_factor(factor, cp, reml)
-    if not np.isfinite(value):
-        return value, np.zeros_like(theta)
-    term = terms[0]
     T = factor.T[0]
     # Levels-last layouts (see CrossProducts): A (q, q, m), W, C, U, V (q, m, k).
     A, W = cp.A11_entries, cp.Z1tXY_rows
@@ -81,4 +73,4 @@ def objective_and_gradient(theta, cp: CrossProducts, terms, reml: bool):
         G = d_logdet_L + d_logdet_RX + (n - p) * d_pwrss / pwrss
     else:
         G = d_logdet_L + n * d_pwrss / pwrss
-    return value, G[term.theta_rows, term.theta_cols]
+    return G[term.theta_rows, term.theta_cols]

@@ -13,7 +13,7 @@ operations: on the Exam models (65 levels), where each operation's overhead outw
 its arithmetic, an evaluation takes half the time with a random intercept and 40%
 with a random slope. The stored products take ``m·q(q+1)/2·(p+1)²`` entries, so
 the map is built only while they fit in a few megabytes; the blocked factor
-(:func:`~sklmixed._core.blocks.factorize`) remains the path for larger terms, for the
+(:func:`~sklmixed._core.factor.factorize`) remains the path for larger terms, for the
 gradient and for the solution.
 """
 
@@ -24,16 +24,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg.lapack import dpotrf as _potrf
 
-from .blocks import CrossProducts
-from .deviance import criterion_from_parts, objective
-from .terms import RandomTerm
+from ..stats import CrossProducts
+from .deviance import criterion_from_parts
+from .terms import TermLayout
 
-__all__ = [
-    "SchurComplementMap",
-    "schur_complement_map",
-    "compact_objective",
-    "compact_objective_batch",
-]
+__all__ = ["SchurComplementMap", "schur_complement_map", "compact_batch"]
 
 # Stored products beyond this (8 MB) would weigh on memory. Up to it, the map beats the
 # blocked factor at every size measured (at least 2× at 65 levels, 3× at 10,000, q = 2).
@@ -83,7 +78,7 @@ class SchurComplementMap:
     XYtXY: np.ndarray
 
 
-def schur_complement_map(cp: CrossProducts, term: RandomTerm, max_entries=_MAX_ENTRIES):
+def schur_complement_map(cp: CrossProducts, term: TermLayout, max_entries=_MAX_ENTRIES):
     """The map for a single grouping factor, or None where the blocked factor is faster.
 
     The map needs closed-form per-level inverses (``q ≤ 2``); for ``q = 3`` two
@@ -93,7 +88,7 @@ def schur_complement_map(cp: CrossProducts, term: RandomTerm, max_entries=_MAX_E
     ----------
     cp : CrossProducts
         Cross-products; None is returned unless they hold one grouping factor.
-    term : RandomTerm
+    term : TermLayout
         The grouping factor ``cp`` was computed from.
     max_entries : int
         Largest number of stored products.
@@ -125,41 +120,29 @@ def schur_complement_map(cp: CrossProducts, term: RandomTerm, max_entries=_MAX_E
     return SchurComplementMap(entries, tuple(slots), products, cp.XYtXY)
 
 
-def compact_objective(theta, smap: SchurComplementMap, term: RandomTerm, cp, reml: bool):
-    """The profiled criterion at θ from the map (see the module docstring).
+def compact_batch(thetas, smap: SchurComplementMap, parts):
+    """The criterion at each row of ``thetas`` from the map (see the module docstring).
 
-    Equal to :func:`~sklmixed._core.deviance.objective` up to rounding, which
-    answers instead where the Schur complement is on the edge of positive
-    definiteness.
+    The per-level arithmetic runs with θ as one more axis; each row's Schur
+    complement and its Cholesky factor are then formed on their own, by the same
+    calls whatever the number of rows, so a batch gives bit for bit the values of
+    one θ at a time (a matrix-matrix product would round differently from a
+    matrix-vector one, and differently again under another BLAS kernel). A NaN marks
+    a θ where rounding took the Schur complement to the edge of positive
+    definiteness, or r² to its floor: the blocked factor decides those.
+
+    Parameters
+    ----------
+    thetas : ndarray of shape (J, k)
+    smap : SchurComplementMap
+    parts : tuple
+        ``(n, p, Σ log w, reml, r² floor)`` of the criterion.
+
+    Returns
+    -------
+    ndarray of shape (J,)
     """
-    if smap.level_entries.ndim == 1:
-        det, N = _determinants_and_n_q1(float(theta[0]) ** 2, smap.level_entries)
-    else:
-        values = theta.tolist()
-        values.append(0.0)
-        t00, t10, t11 = (values[i] for i in smap.theta_slots)
-        det, N = _determinants_and_n(np.array(_weights(t00, t10, t11)), smap.level_entries)
-    k = smap.XYtXY.shape[0]
-    S = smap.XYtXY - (smap.products @ N.ravel()).reshape(k, k)
-    L33, info = _potrf(S, lower=True, clean=False)
-    if info != 0 or not L33[-1, -1] > 0.0:
-        # Rounding took S to the edge of positive definiteness (an exact fit, θ so
-        # large that Z absorbs a column of X): the blocked factor's Gram products
-        # decide there, as they do everywhere else.
-        return objective(theta, cp, [term], reml)
-    diag = L33.diagonal()
-    logdet_L = float(np.log(det).sum())
-    logdet_RX = 2.0 * float(np.log(diag[:-1]).sum()) if reml else 0.0
-    return criterion_from_parts(logdet_L, logdet_RX, float(diag[-1]) ** 2, cp, reml)
-
-
-def compact_objective_batch(thetas, smap: SchurComplementMap, term: RandomTerm, cp, reml: bool):
-    """The criterion at several θ at once (rows of ``thetas``), as an array.
-
-    The same arithmetic as :func:`compact_objective` with θ as one more axis: the
-    points of a finite-difference Hessian cost about two evaluations, not ``k² + k``.
-    Where a Schur complement is not positive definite, every point is evaluated alone.
-    """
+    n, p, sum_log_weights, reml, floor = parts
     if smap.level_entries.ndim == 1:
         det, N = _determinants_and_n_q1(thetas[:, :1] ** 2, smap.level_entries)
     else:
@@ -167,15 +150,20 @@ def compact_objective_batch(thetas, smap: SchurComplementMap, term: RandomTerm, 
         t00, t10, t11 = values[:, list(smap.theta_slots)].T
         det, N = _determinants_and_n(np.column_stack(_weights(t00, t10, t11)), smap.level_entries)
     k = smap.XYtXY.shape[0]
-    S = smap.XYtXY - (N.reshape(len(thetas), -1) @ smap.products.T).reshape(-1, k, k)
-    try:
-        L33 = np.linalg.cholesky(S)
-    except np.linalg.LinAlgError:
-        return np.array([compact_objective(theta, smap, term, cp, reml) for theta in thetas])
-    diag = np.diagonal(L33, axis1=1, axis2=2)
-    logdet_L = np.log(det).sum(axis=1)
-    logdet_RX = 2.0 * np.log(diag[:, :-1]).sum(axis=1) if reml else 0.0
-    return criterion_from_parts(logdet_L, logdet_RX, diag[:, -1] ** 2, cp, reml, log=np.log)
+    N = N.reshape(len(thetas), -1)
+    out = np.empty(len(thetas))
+    for j in range(len(thetas)):
+        S = smap.XYtXY - (smap.products @ N[j]).reshape(k, k)
+        L33, info = _potrf(S, lower=True, clean=False)
+        diag = L33.diagonal()
+        pwrss = float(diag[-1]) ** 2
+        if info != 0 or not pwrss > floor:
+            out[j] = np.nan
+            continue
+        logdet_L = float(np.log(det[j]).sum())
+        logdet_RX = 2.0 * float(np.log(diag[:-1]).sum()) if reml else 0.0
+        out[j] = criterion_from_parts(logdet_L, logdet_RX, pwrss, n, p, sum_log_weights, reml)
+    return out
 
 
 def _weights(t00, t10, t11):
@@ -199,6 +187,6 @@ def _determinants_and_n(weights, entries):
 
 
 def _determinants_and_n_q1(t2, entries):
-    """``|Mᵢ| = t²Aᵢ + 1`` and ``Nᵢ = t²/|Mᵢ|`` for ``q = 1`` (``t2`` a scalar or (J, 1))."""
+    """``|Mᵢ| = t²Aᵢ + 1`` and ``Nᵢ = t²/|Mᵢ|`` for ``q = 1`` (``t2`` of shape (J, 1))."""
     det = t2 * entries + 1.0
     return det, t2 / det

@@ -1,0 +1,105 @@
+"""The model arrays a design hands to the rest of the road.
+
+:class:`ModelArrays` is everything the fit reads from the data: the fixed-effects
+matrix, the response, prior weights, an offset, and one :class:`RandomFactor` per
+grouping factor. It is the contract between the design step and the sufficient
+statistics: a new input format only has to produce it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+__all__ = ["ModelArrays", "RandomFactor"]
+
+
+@dataclass(frozen=True)
+class RandomFactor:
+    """The random effects of one grouping factor, evaluated on data.
+
+    One factor may carry several lme4 terms (``(1 | g) + (0 + x | g)``, or the
+    terms ``||`` splits off): each is one block of columns with its own covariance,
+    and the factor's relative covariance factor is block diagonal.
+
+    Attributes
+    ----------
+    name : str
+        The factor's name as lme4 prints it (``"school"``, ``"cask:batch"``).
+    codes : ndarray of shape (n,), dtype intp
+        Level of each row as a position in ``levels``; -1 marks a level the fitted
+        design has never seen (only at predict time).
+    levels : pandas.Index
+        The levels, in R's order.
+    columns : ndarray of shape (n, q)
+        Random-effect model columns (a column of ones for a random intercept).
+    column_names : tuple of str
+        Their names (``"(Intercept)"``, ``"standLRT"``).
+    blocks : tuple of tuple of int
+        Correlated blocks of columns: one block holding every column is an
+        unstructured covariance, singletons a diagonal one.
+    term_positions : tuple of int
+        For each block, the position of its lme4 term in the formula's list of
+        terms (after ``||`` and ``/`` are expanded): what lme4's order and names of
+        the terms are computed from.
+    """
+
+    name: str
+    codes: np.ndarray
+    levels: object
+    columns: np.ndarray
+    column_names: tuple
+    blocks: tuple
+    term_positions: tuple = field(default=None)
+
+    def __post_init__(self):
+        if self.term_positions is None:
+            object.__setattr__(self, "term_positions", tuple(range(len(self.blocks))))
+
+    @property
+    def n_levels(self) -> int:
+        """Number of levels seen in fit."""
+        return len(self.levels)
+
+    @property
+    def q(self) -> int:
+        """Number of random-effect columns."""
+        return self.columns.shape[1]
+
+
+@dataclass(frozen=True)
+class ModelArrays:
+    """Numeric arrays of a model, as a design produces them.
+
+    Attributes
+    ----------
+    X : ndarray of shape (n, p)
+        Fixed-effects model matrix, aliased columns already dropped.
+    fixed_names : tuple of str
+        Names of its columns.
+    factors : tuple of RandomFactor
+        One per grouping factor, in the order the design lists them.
+    y : ndarray of shape (n,) or None
+        The response (None for new data at predict time).
+    weights : ndarray of shape (n,) or None
+        Prior weights (lme4's ``weights``).
+    offset : ndarray of shape (n,) or None
+        A known part of the linear predictor (lme4's ``offset``).
+    """
+
+    X: np.ndarray
+    fixed_names: tuple
+    factors: tuple
+    y: np.ndarray | None = None
+    weights: np.ndarray | None = None
+    offset: np.ndarray | None = None
+
+    @property
+    def n_obs(self) -> int:
+        """Number of rows."""
+        return self.X.shape[0]
+
+    def replace(self, **changes) -> ModelArrays:
+        """A copy with some fields changed."""
+        return replace(self, **changes)

@@ -1,0 +1,208 @@
+"""What every design does once its raw columns are read: the steps shared by the
+column-role and the formula designs.
+
+A concrete design reads raw arrays (:meth:`Design._read`): the full fixed-effects
+matrix with its names, and one :class:`RawTerm` per lme4 term. This base then encodes
+group levels (R's rules), merges the terms of one grouping factor, drops aliased
+fixed-effect columns and runs every data check, at fit; at predict it rebuilds the
+same arrays and codes new labels against the fitted levels under the unseen-level
+policy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._names import r_name
+from .arrays import ModelArrays, RandomFactor
+from .checks import (
+    check_level_counts,
+    check_response,
+    check_response_varies,
+    check_rows_for_fixed_effects,
+    check_weights,
+    drop_aliased_columns,
+    warn_collinear_random_columns,
+)
+from .levels import code_new_labels, encode_levels
+
+__all__ = ["Design", "RawTerm"]
+
+
+@dataclass(frozen=True)
+class RawTerm:
+    """One lme4 random-effects term as read from the data, before level encoding.
+
+    Attributes
+    ----------
+    factor : str
+        lme4's name of its grouping factor.
+    labels : ndarray or pandas.Categorical of shape (n,)
+        Group label of each row.
+    columns : ndarray of shape (n, q)
+        The term's model columns.
+    column_names : tuple of str
+
+    Each term is one block of the factor's covariance: independent columns (lme4's
+    ``||``) come as one term per column.
+    """
+
+    factor: str
+    labels: object
+    columns: np.ndarray
+    column_names: tuple
+
+
+class Design:
+    """Base of the designs: fitted once on training data, reused on new data.
+
+    Subclasses implement :meth:`_read` (and :meth:`_response`, :meth:`_offset` where
+    the data hold them) and :meth:`formula_text`.
+
+    Attributes
+    ----------
+    fixed_names_ : tuple of str
+        Names of the kept fixed-effect columns (after :meth:`fit_transform`).
+    dropped_fixed_ : tuple of str
+        Fixed-effect columns dropped as linear combinations of earlier ones.
+    levels_ : dict of str to pandas.Index
+        Levels of each grouping factor, in R's order.
+    unseen_levels : {"population", "warn", "error"}
+        What :meth:`transform` does with a level never seen in fit.
+    """
+
+    unseen_levels = "population"
+
+    # -- to implement -----------------------------------------------------------------
+    def _read(self, X, groups, fitting):
+        """``(X_full, fixed_names, [RawTerm])`` of the data."""
+        raise NotImplementedError
+
+    def _response(self, X):
+        """The response held by the data, or None."""
+        return None
+
+    def _offset(self, X):
+        """A known part of the linear predictor held by the data, or None."""
+        return None
+
+    def formula_text(self, response="y"):
+        """The model as an lme4 formula."""
+        raise NotImplementedError
+
+    # -- the shared steps --------------------------------------------------------------
+    def fit_transform(self, X, y=None, groups=None, sample_weight=None) -> ModelArrays:
+        """Learn the design on training data and return its checked model arrays.
+
+        Parameters
+        ----------
+        X : DataFrame or ndarray
+        y : array-like of shape (n,), optional
+            The response; None reads it from the data (a formula's left side).
+        groups : array-like, optional
+            Group labels outside X.
+        sample_weight : array-like of shape (n,), optional
+            Prior weights.
+
+        Returns
+        -------
+        ModelArrays
+        """
+        X_full, names, terms = self._read(X, groups, fitting=True)
+        n = X_full.shape[0]
+        if y is None:
+            y = self._response(X)
+            if y is None:
+                raise ValueError(
+                    "This model requires y to be passed, but the target y is None: pass "
+                    "the response as y, or use a formula whose left side names a column of X."
+                )
+        y = check_response(y, n)
+        weights = check_weights(sample_weight, n)
+        keep = drop_aliased_columns(X_full, names)
+        self.fixed_columns_ = keep
+        self.fixed_names_ = tuple(names[i] for i in keep)
+        kept = set(keep.tolist())
+        self.dropped_fixed_ = tuple(name for i, name in enumerate(names) if i not in kept)
+        check_rows_for_fixed_effects(n, len(keep))
+        check_response_varies(y)
+        factors = []
+        for name, group in _by_factor(terms).items():
+            codes, levels = encode_levels(group[0][1].labels, name)
+            factor = _factor(name, codes, levels, group)
+            check_level_counts(name, len(levels), n, max(map(len, factor.blocks)))
+            warn_collinear_random_columns(factor)
+            factors.append(factor)
+        self.levels_ = {f.name: f.levels for f in factors}
+        return ModelArrays(
+            X=_select_columns(X_full, keep),
+            fixed_names=self.fixed_names_,
+            factors=tuple(factors),
+            y=y,
+            weights=weights,
+            offset=self._offset(X),
+        )
+
+    def transform(self, X, groups=None) -> ModelArrays:
+        """The model arrays of new data, coded as in fit (response not read).
+
+        Levels never seen in fit get code -1, with :attr:`unseen_levels` deciding
+        whether that is silent, warned about or an error.
+        """
+        X_full, _, terms = self._read(X, groups, fitting=False)
+        factors = []
+        for name, group in _by_factor(terms).items():
+            levels = self.levels_[name]
+            codes = code_new_labels(group[0][1].labels, levels, name, self.unseen_levels)
+            factors.append(_factor(name, codes, levels, group))
+        return ModelArrays(
+            X=_select_columns(X_full, self.fixed_columns_),
+            fixed_names=self.fixed_names_,
+            factors=tuple(factors),
+            offset=self._offset(X),
+        )
+
+
+def _by_factor(terms):
+    """``{factor name: [(position, RawTerm)]}`` in order of first appearance."""
+    grouped: dict = {}
+    for position, term in enumerate(terms):
+        grouped.setdefault(term.factor, []).append((position, term))
+    return grouped
+
+
+def _factor(name, codes, levels, group) -> RandomFactor:
+    """One factor from its terms: their columns side by side, one block per term."""
+    blocks, start = [], 0
+    for _, term in group:
+        q = term.columns.shape[1]
+        blocks.append(tuple(range(start, start + q)))
+        start += q
+    columns = group[0][1].columns
+    if len(group) > 1 or not (columns.flags.c_contiguous or columns.flags.f_contiguous):
+        columns = np.column_stack([term.columns for _, term in group])
+    return RandomFactor(
+        name=name,
+        codes=codes,
+        levels=levels,
+        columns=columns,
+        column_names=sum((tuple(term.column_names) for _, term in group), ()),
+        blocks=tuple(blocks),
+        term_positions=tuple(position for position, _ in group),
+    )
+
+
+def _select_columns(X, keep):
+    """``X[:, keep]``, without a copy when every column is kept (the usual case)."""
+    return X if keep.size == X.shape[1] else X[:, keep]
+
+
+def bar_text(column_names, factor):
+    """lme4's text of one term: ``(1 + x | g)``, ``(0 + x | g)``."""
+    from .._names import INTERCEPT
+
+    inner = ["1"] if INTERCEPT in column_names else ["0"]
+    inner += [r_name(c) for c in column_names if c != INTERCEPT]
+    return f"({' + '.join(inner)} | {r_name(factor)})"

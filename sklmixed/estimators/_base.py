@@ -1,0 +1,187 @@
+"""What every mixed-model estimator shares: the design parameters, the validation of X,
+the fitted attributes read from the result, and the summary."""
+
+from __future__ import annotations
+
+from numbers import Integral
+
+import numpy as np
+import pandas as pd
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils._param_validation import StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from .. import exceptions
+from .._names import INTERCEPT
+from ..design.columns import ColumnDesign
+from ..design.formula_design import FormulaDesign
+from ..design.frames import as_frame_or_array, is_dataframe
+from ..design.levels import UNSEEN_LEVEL_POLICIES
+from ..exceptions import SingularFitWarning
+
+__all__ = ["MixedModelMixin", "DESIGN_CONSTRAINTS"]
+
+# The parameters of the design, shared by every estimator.
+DESIGN_CONSTRAINTS: dict = {
+    "formula": [str, None],
+    "group": [str, Integral, list, tuple, None],
+    "random_effects": [list, tuple, dict, None],
+    "random_intercept": ["boolean"],
+    "fit_intercept": ["boolean"],
+    "covariance": [StrOptions({"unstructured", "diagonal"})],
+    "fixed_effects": [list, tuple, None],
+    "nested": ["boolean"],
+    "unseen_levels": [StrOptions(set(UNSEEN_LEVEL_POLICIES))],
+}
+
+
+class MixedModelMixin:
+    """Design, validation and fitted attributes shared by the mixed-model estimators."""
+
+    def _make_design(self):
+        """A new, unfitted design from the parameters."""
+        if self.formula is None:
+            return ColumnDesign(
+                group=self.group,
+                random_effects=self.random_effects,
+                fixed_effects=self.fixed_effects,
+                random_intercept=self.random_intercept,
+                fit_intercept=self.fit_intercept,
+                covariance=self.covariance,
+                nested=self.nested,
+                unseen_levels=self.unseen_levels,
+            )
+        clash = [
+            name
+            for name in ("group", "random_effects", "fixed_effects")
+            if getattr(self, name) is not None
+        ]
+        if clash:
+            raise ValueError(
+                f"formula is set, so {', '.join(clash)} must be None: the formula already "
+                "says which variables are fixed effects, random effects and groups."
+            )
+        return FormulaDesign(self.formula, unseen_levels=self.unseen_levels)
+
+    def _validate_X(self, X, groups, *, reset):
+        """X as a pandas DataFrame or a checked 2-D ndarray; sets or checks n_features_in_."""
+        if is_dataframe(X):
+            X = as_frame_or_array(X)
+            names = X.columns.tolist()
+            if reset and _unique_strings(names):
+                # What validate_data(skip_check_array=True) records for such a frame.
+                self.feature_names_in_ = np.asarray(names, dtype=object)
+                self.n_features_in_ = len(names)
+            elif reset or self.formula is None:
+                # With a formula, new data need only the formula's variables, which the
+                # formula design checks by name; other columns may differ from fit's.
+                validate_data(self, X, skip_check_array=True, reset=reset)
+            if X.shape[0] == 0:
+                raise ValueError(
+                    f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of 1 is required."
+                )
+            if not reset and self.formula is None and not hasattr(self, "feature_names_in_"):
+                # Fitted on an array: columns are read by position (validate_data warned).
+                X = X.to_numpy()
+            return X
+        if self.formula is not None:
+            raise TypeError(
+                "formula is set, so X must be a DataFrame holding the formula's variables."
+            )
+        # Arrays get scikit-learn's checks (sparse, complex, 1-D, empty). Group columns
+        # may hold labels of any type, so only an X of numeric features is converted;
+        # with groups= an intercept-only model has no column in X at all.
+        X = validate_data(
+            self,
+            X,
+            reset=reset,
+            accept_sparse=False,
+            dtype=None if self.group is not None else "numeric",
+            ensure_min_features=0 if groups is not None else 1,
+        )
+        if not reset and hasattr(self, "feature_names_in_"):
+            # Fitted on a DataFrame: columns are read by position (validate_data warned).
+            X = pd.DataFrame(X, columns=self.feature_names_in_)
+        return X
+
+    def _set_fitted_attributes(self, result):
+        """The result's numbers as plain fitted attributes (documented on each estimator)."""
+        self.result_ = result
+        beta = result.fixed_effects
+        has_intercept = len(beta) > 0 and beta.index[0] == INTERCEPT
+        self.fixed_effects_ = beta
+        self.fixed_effects_se_ = result.fixed_effects_se
+        self.fixed_effects_cov_ = result.fixed_effects_cov
+        self.coef_ = beta.to_numpy()[1:] if has_intercept else beta.to_numpy()
+        self.intercept_ = float(beta.iloc[0]) if has_intercept else 0.0
+        self.variance_components_ = result.variance_components
+        self.random_effects_ = result.random_effects
+        self.random_effects_cond_var_ = result.random_effects_cond_var
+        self.theta_ = result.theta
+        self.log_likelihood_ = result.log_likelihood
+        self.deviance_ = result.deviance
+        self.aic_ = result.aic
+        self.bic_ = result.bic
+        self.n_groups_ = result.n_groups
+        self.levels_ = result.levels
+        self.is_singular_ = result.is_singular
+        self.converged_ = result.converged
+        self.n_iter_ = result.n_iter
+        self.optimizer_record_ = result.optimizer
+        self.convergence_check_ = result.convergence_check
+        self.fitted_ = result.fitted
+        self.residuals_ = result.residuals
+        self.scaled_residuals_ = result.scaled_residuals
+
+    def _warn_about(self, result):
+        if result.is_singular:
+            exceptions.warn(
+                "boundary (singular) fit: a variance component is estimated as zero or a "
+                "correlation as +/-1 (is_singular_ is True); the random-effects structure "
+                "may be too rich for the data.",
+                SingularFitWarning,
+            )
+        if not result.optimizer.converged:
+            exceptions.warn(
+                f"The optimizer did not converge ({result.optimizer.message}) after "
+                f"{result.n_iter} evaluations; raise max_iter.",
+                ConvergenceWarning,
+            )
+        elif not result.converged:
+            exceptions.warn(
+                f"The optimum is in doubt: {result.convergence_check.message}. "
+                "Check the data's scaling and the random-effects structure.",
+                ConvergenceWarning,
+            )
+
+    def summary(self, data_name=None):
+        """lme4's ``summary()`` of the fit: prints like R, tables as DataFrames.
+
+        Parameters
+        ----------
+        data_name : str, default=None
+            Printed as lme4's ``Data:`` line when given.
+
+        Returns
+        -------
+        Summary
+            Prints as lme4's ``print(summary(fit))``; its tables are DataFrame
+            attributes and it renders as HTML in notebooks.
+        """
+        from ..report import Summary
+
+        check_is_fitted(self, "result_")
+        return Summary(self.result_, data_name=data_name)
+
+    def _more_tags_for_groups(self, tags):
+        tags.input_tags.allow_nan = False
+        tags.input_tags.string = self.formula is not None
+        # Group columns hold categorical labels; with this tag scikit-learn's common
+        # checks feed integer-valued X, so a group column has a few repeated levels.
+        tags.input_tags.categorical = self.formula is not None or self.group is not None
+        return tags
+
+
+def _unique_strings(names):
+    """Whether ``names`` are all ``str``, distinct, and not none."""
+    return bool(names) and all(type(n) is str for n in names) and len(set(names)) == len(names)

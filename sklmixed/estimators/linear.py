@@ -1,0 +1,343 @@
+"""MixedLMRegressor: lme4's ``lmer`` as a scikit-learn regressor."""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from .. import exceptions
+from ..exceptions import UnboundedLikelihoodWarning
+from .._core import Criterion, fit_lmm
+from ..design.checks import check_residual_variation
+from ..prediction import linear_predictor, padded_modes
+from ..result import build_result
+from ..stats import reduce
+from ._base import DESIGN_CONSTRAINTS, MixedModelMixin
+
+__all__ = ["MixedLMRegressor"]
+
+
+class MixedLMRegressor(MixedModelMixin, RegressorMixin, BaseEstimator):
+    """Linear mixed-effects model fitted by REML or ML, as lme4's ``lmer``.
+
+    The model is ``y = Xβ + Zb + ε`` with random effects ``b ~ N(0, Σ)`` per level of
+    each grouping factor and ``ε ~ N(0, σ²/w)``. Estimates minimize lme4's profiled
+    deviance (ML) or REML criterion over the relative covariance factor θ, with β and σ
+    profiled out (Bates, Mächler, Bolker and Walker 2015).
+
+    Parameters
+    ----------
+    formula : str, default=None
+        An lme4 formula such as ``"standLRT * schavg + (1 + standLRT | school)"``
+        (a left side ``normexam ~ ...`` is allowed: it names the response column of X
+        used when ``fit`` gets ``y=None``; a ``y`` passed to ``fit`` always wins).
+        X must then be a DataFrame holding every variable the formula names, and
+        ``group``, ``random_effects`` and ``fixed_effects`` must be left unset.
+    group : str, int or list, default=None
+        Column(s) of X holding group labels: names for DataFrames, integer
+        positions for arrays; a list for several grouping factors (crossed factors,
+        or nested ones with ``nested=True``). None: labels come from
+        ``fit(..., groups=...)``.
+    random_effects : list or dict, default=None
+        Columns of X whose slopes vary by group, besides the random intercept. A
+        list applies to every grouping factor; a dict ``{group: [columns]}`` chooses
+        per factor. None: random intercepts only.
+    random_intercept : bool, default=True
+        Whether each grouping factor has a random intercept.
+    fit_intercept : bool, default=True
+        Whether the fixed part has an intercept, ``"(Intercept)"``.
+    covariance : {"unstructured", "diagonal"}, default="unstructured"
+        Covariance of a factor's random effects: correlated intercept and slopes
+        (lme4's ``(1 + x | g)``) or independent ones (``(1 + x || g)``).
+    method : {"REML", "ML"}, default="REML"
+        Restricted or full maximum likelihood.
+    fixed_effects : list, default=None
+        Columns of X that are fixed features; None: every column but the group
+        columns (random-effect columns are fixed features too, as in ``x + (x | g)``).
+    nested : bool, default=False
+        Whether the ``group`` columns (or the columns of ``groups=``) are nested,
+        outermost first: ``group=["community", "household"], nested=True`` is lme4's
+        ``(1 | community/household)``, so household ids reused in different
+        communities are different households. False: crossed factors.
+    unseen_levels : {"population", "warn", "error"}, default="population"
+        What ``predict`` does with a group level never seen in fit: the
+        population-level prediction (no random effect, what ``GroupKFold`` needs),
+        the same with a warning, or an error.
+    tol : float, default=1e-6
+        Absolute tolerance on θ and on the criterion for BOBYQA's search (lme4 uses
+        1e-8). With ``check_convergence``, the check's Newton step then takes θ
+        closer to the optimum than BOBYQA at 1e-8 does alone; if that step fails,
+        the search carries on at 1e-8.
+    max_iter : int, default=100000
+        Maximum number of evaluations of the criterion.
+    check_convergence : bool, default=True
+        Check the optimum with a finite-difference gradient and Hessian of the
+        criterion and warn (``ConvergenceWarning``) when a local quadratic model
+        predicts it can still fall noticeably. Costs about ``2 k²`` evaluations for
+        ``k`` θ parameters.
+
+    Attributes
+    ----------
+    fixed_effects_ : pandas.Series
+        Fixed-effect estimates β, ``"(Intercept)"`` first (lme4's ``fixef``).
+    fixed_effects_se_ : pandas.Series
+        Their standard errors.
+    fixed_effects_cov_ : pandas.DataFrame
+        Their covariance matrix (lme4's ``vcov``).
+    coef_ : ndarray of shape (n_fixed,)
+        Fixed-effect coefficients without the intercept, in ``fixed_effects_`` order.
+    intercept_ : float
+        The fixed intercept (0.0 when ``fit_intercept=False``).
+    variance_components_ : pandas.DataFrame
+        Columns ``group, var1, var2, vcov, sdcor``: one row per variance and per
+        covariance, last row ``Residual`` (lme4's ``as.data.frame(VarCorr(fit))``).
+    random_effects_ : dict of str to pandas.DataFrame
+        Conditional modes (BLUPs) per grouping factor, one row per level (lme4's
+        ``ranef``).
+    random_effects_cond_var_ : dict of str to ndarray of shape (n_levels, q, q)
+        Conditional covariance of each level's modes (lme4's ``condVar``).
+    sigma_ : float
+        Residual standard deviation.
+    theta_ : ndarray
+        Relative covariance factor parameters, in lme4's order.
+    log_likelihood_ : float
+        REML or ML log-likelihood as fitted (lme4's ``logLik``).
+    reml_criterion_ : float or None
+        −2 × REML log-likelihood (REML fits).
+    deviance_ : float
+        −2 × ML log-likelihood at the fitted parameters (lme4's
+        ``deviance(fit, REML = FALSE)``).
+    aic_, bic_ : float
+        As lme4 reports them.
+    n_groups_ : dict of str to int
+        Number of levels of each grouping factor.
+    levels_ : dict of str to pandas.Index
+        The levels of each grouping factor, in R's order.
+    is_singular_ : bool
+        Whether the fit is on the boundary (lme4's ``isSingular``).
+    converged_ : bool
+        Whether the optimizer stopped on its tolerance and the check passed.
+    n_iter_ : int
+        Number of criterion evaluations.
+    optimizer_record_ : OptimizerRecord
+        What the optimizer did: start, optimum, evaluations, boundary parameters.
+    convergence_check_ : ConvergenceCheck or None
+        Gradient, Hessian and predicted decrease of the criterion at the optimum.
+    fitted_ : ndarray of shape (n_samples,)
+        Fitted values with every random effect (lme4's ``fitted``).
+    residuals_ : ndarray of shape (n_samples,)
+        Response residuals ``y - fitted_`` (lme4's ``residuals(type = "response")``).
+    scaled_residuals_ : ndarray of shape (n_samples,)
+        Residuals times the square root of the prior weights, divided by σ (what
+        lme4's summary shows).
+    result_ : MixedLMResult
+        All of the above in one frozen object, with the model's structure (what
+        ``summary()``, inference and prediction read).
+    design_ : Design
+        The fitted design that ``predict`` applies to new data.
+    n_features_in_ : int
+        Number of columns of X seen in fit.
+    feature_names_in_ : ndarray of str
+        Column names of X, when X is a DataFrame.
+
+    Notes
+    -----
+    Groups: labels seen in ``fit`` get their conditional modes added in ``predict``;
+    a label never seen contributes zero, the population-level prediction (see
+    ``unseen_levels``). Without any grouping factor (``group=None`` and no
+    ``groups=``) the model has no random effects and reduces to ordinary least
+    squares (a warning says so); this keeps the estimator usable where scikit-learn
+    calls ``fit(X, y)`` alone.
+
+    Groups in scikit-learn tools (details in the user guide):
+
+    - A group column of X (``group="school"``) works everywhere: Pipeline,
+      ``ColumnTransformer(..., remainder="passthrough",
+      verbose_feature_names_out=False).set_output(transform="pandas")`` keeps it by
+      name, and every scorer works because ``predict`` needs only X.
+    - ``groups=`` outside X needs metadata routing
+      (``sklearn.set_config(enable_metadata_routing=True)``) and
+      ``set_fit_request(groups=True)``, ``set_predict_request(groups=True)``,
+      ``set_score_request(groups=True)``.
+
+    ``sample_weight`` are prior weights, not frequency weights: a weight of 2 is not
+    two copies of a row, because the variance estimates count rows.
+
+    Examples
+    --------
+    >>> from sklmixed import MixedLMRegressor
+    >>> from sklmixed.datasets import load_exam
+    >>> exam = load_exam(as_frame=True).frame
+    >>> model = MixedLMRegressor(group="school", random_effects=["standLRT"])
+    >>> model = model.fit(exam[["standLRT", "school"]], exam["normexam"])
+    >>> model.fixed_effects_.round(4).to_dict()
+    {'(Intercept)': -0.0116, 'standLRT': 0.5565}
+    >>> round(model.sigma_, 4)
+    0.7441
+    """
+
+    _parameter_constraints: dict = {
+        **DESIGN_CONSTRAINTS,
+        "method": [StrOptions({"REML", "ML"})],
+        "tol": [Interval(Real, 0, None, closed="neither")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "check_convergence": ["boolean"],
+    }
+
+    def __init__(
+        self,
+        *,
+        formula=None,
+        group=None,
+        random_effects=None,
+        random_intercept=True,
+        fit_intercept=True,
+        covariance="unstructured",
+        method="REML",
+        fixed_effects=None,
+        nested=False,
+        unseen_levels="population",
+        tol=1e-6,
+        max_iter=100_000,
+        check_convergence=True,
+    ):
+        self.formula = formula
+        self.group = group
+        self.random_effects = random_effects
+        self.random_intercept = random_intercept
+        self.fit_intercept = fit_intercept
+        self.covariance = covariance
+        self.method = method
+        self.fixed_effects = fixed_effects
+        self.nested = nested
+        self.unseen_levels = unseen_levels
+        self.tol = tol
+        self.max_iter = max_iter
+        self.check_convergence = check_convergence
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None, groups=None, sample_weight=None):
+        """Fit the model.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            Fixed features, random-effect features and group columns (or, with
+            ``formula``, every variable the formula names).
+        y : array-like of shape (n_samples,), default=None
+            Response. May be None only with a ``formula`` whose left side names a
+            column of X.
+        groups : array-like of shape (n_samples,) or (n_samples, n_factors), default=None
+            Group labels when they are not a column of X.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Prior weights (lme4's ``weights``): observation ``i`` has residual
+            variance ``σ²/wᵢ``. Not frequency weights.
+
+        Returns
+        -------
+        self : MixedLMRegressor
+            The fitted estimator.
+        """
+        X = self._validate_X(X, groups, reset=True)
+        self.design_ = self._make_design()
+        arrays = self.design_.fit_transform(X, y, groups, sample_weight)
+        if not arrays.factors:
+            exceptions.warn(
+                "No grouping factor (group=None and no groups=): the model has no random "
+                "effects and is fitted by ordinary least squares."
+            )
+        stats = reduce(arrays)
+        check_residual_variation(stats, arrays.fixed_names)
+        fit = fit_lmm(
+            Criterion(stats, reml=self.method == "REML"),
+            tol=self.tol,
+            max_evals=self.max_iter,
+            check_convergence=self.check_convergence,
+        )
+        # Every level was seen, so the modes are indexed by the codes directly.
+        modes = [None] * len(arrays.factors)
+        for b, i in enumerate(stats.plan.order):
+            modes[i] = fit.solution.modes[b]
+        fitted = linear_predictor(arrays.X, fit.solution.beta, arrays.factors, modes, arrays.offset)
+        result = build_result(fit, arrays, self.design_, self.method, fitted)
+        self._set_fitted_attributes(result)
+        self.sigma_ = result.sigma
+        self.reml_criterion_ = result.reml_criterion
+        _warn_if_unbounded(fit, arrays)
+        self._warn_about(result)
+        return self
+
+    def predict(self, X, groups=None):
+        """Predict with fixed effects plus the conditional modes of known levels.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            Same columns as in ``fit``.
+        groups : array-like, default=None
+            Group labels, when the model was fitted with ``groups=``.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+            Predictions; rows whose level was not seen in fit get the
+            population-level (fixed-effects) prediction for that factor.
+        """
+        check_is_fitted(self, "result_")
+        X = self._validate_X(X, groups, reset=False)
+        arrays = self.design_.transform(X, groups)
+        return linear_predictor(
+            arrays.X,
+            self.result_.fixed_effects.to_numpy(),
+            arrays.factors,
+            padded_modes(self.result_, arrays.factors),
+            arrays.offset,
+        )
+
+    def score(self, X, y, groups=None, sample_weight=None):
+        """R² of ``predict(X, groups)`` against ``y``.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        groups : array-like, default=None
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        score : float
+        """
+        from sklearn.metrics import r2_score
+
+        return r2_score(y, self.predict(X, groups=groups), sample_weight=sample_weight)
+
+    def __sklearn_tags__(self):
+        return self._more_tags_for_groups(super().__sklearn_tags__())
+
+
+def _warn_if_unbounded(fit, arrays):
+    """Say so when a mixed model's likelihood has no maximum (lme4: ``logLik = Inf``).
+
+    Where the random effects reproduce y (y constant within groups, or a function of
+    the features), the criterion falls without bound as θ grows. The rule that
+    detects it (r² below 1e3 machine epsilons of yᵀy) is scaled to the data, so the
+    same data warn on every machine. Without grouping factors the fit is ordinary
+    least squares, where an exact fit is a legitimate answer (scikit-learn's checks
+    fit y = x0).
+    """
+    if arrays.factors and (fit.unbounded or not np.isfinite(fit.solution.deviance)):
+        exceptions.warn(
+            "The log-likelihood has no maximum: y leaves no residual variation once the "
+            f"fixed effects {list(arrays.fixed_names)} and the random effects of "
+            f"{[f.name for f in arrays.factors]} are fitted, so the likelihood grows without "
+            "bound as the residual variance falls to 0 (log_likelihood_ is inf; the "
+            "variance components are where the optimizer stopped, not estimates). Check y "
+            "(constant within groups? a linear function of the features?) and the number "
+            "of rows per parameter.",
+            UnboundedLikelihoodWarning,
+        )

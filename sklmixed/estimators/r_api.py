@@ -1,0 +1,64 @@
+"""R's calls translated one-to-one: ``lmer(formula, data, REML, weights)``."""
+
+from __future__ import annotations
+
+from .linear import MixedLMRegressor
+
+__all__ = ["lmer"]
+
+
+def lmer(formula, data, REML=True, weights=None, **params):  # noqa: N803 (R's argument name)
+    """Fit a linear mixed model as R's ``lme4::lmer(formula, data, REML, weights)``.
+
+    Parameters
+    ----------
+    formula : str
+        An lme4 formula with its left side, e.g. ``"normexam ~ 1 + (1 | school)"``.
+    data : DataFrame
+        Holds the response and every variable the formula names.
+    REML : bool, default=True
+        REML (True) or maximum likelihood (False).
+    weights : str or array-like, default=None
+        Prior weights: the name of a numeric column of ``data``, or an array (lme4's
+        ``weights``).
+    **params
+        Other :class:`MixedLMRegressor` parameters (``tol``, ``max_iter``,
+        ``unseen_levels``).
+
+    Returns
+    -------
+    MixedLMRegressor
+        The fitted estimator.
+
+    Examples
+    --------
+    >>> from sklmixed import lmer
+    >>> from sklmixed.datasets import load_exam
+    >>> exam = load_exam().frame
+    >>> fit = lmer("normexam ~ standLRT + (1 | school)", data=exam)
+    >>> fit.fixed_effects_.round(4).to_dict()
+    {'(Intercept)': 0.0023, 'standLRT': 0.5633}
+    """
+    if not isinstance(formula, str) or "~" not in formula:
+        raise ValueError(f"lmer needs a formula with a response, 'y ~ ...'; got {formula!r}.")
+    if not isinstance(REML, bool) and type(REML).__name__ != "bool_":
+        raise TypeError(
+            f"REML must be True or False; got {REML!r} ({type(REML).__name__}). "
+            "A string such as 'FALSE' is not a logical here."
+        )
+    model = MixedLMRegressor(formula=formula, method="REML" if REML else "ML", **params)
+    return model.fit(data, None, sample_weight=column_or_values(weights, data, "weights"))
+
+
+def column_or_values(values, data, argument):
+    """R's convention for ``weights`` and ``offset``: a column name of ``data``, or values."""
+    if not isinstance(values, str):
+        return values
+    if values not in data.columns:
+        raise ValueError(f"{argument}: column {values!r} is not in data.")
+    column = data[values]
+    if column.dtype.kind not in "biuf":
+        raise ValueError(
+            f"{argument}: column {values!r} must be numeric; it has dtype {column.dtype}."
+        )
+    return column.to_numpy()

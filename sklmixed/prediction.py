@@ -1,0 +1,54 @@
+"""Predictions from a fitted result on model arrays: ``Xβ + Σ Z b``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["linear_predictor", "padded_modes"]
+
+
+def padded_modes(result, factors):
+    """Each factor's table of conditional modes with a row of zeros appended.
+
+    Code −1 (a level never seen in fit) indexes that last row: an unseen group
+    contributes nothing, so its prediction is the population-level one, exactly.
+    """
+    out = []
+    for factor in factors:
+        modes = result.random_effects[factor.name].to_numpy()
+        out.append(np.vstack([modes, np.zeros((1, modes.shape[1]))]))
+    return out
+
+
+def linear_predictor(X, beta, factors, modes, offset=None):
+    """``Xβ + Σ Z b`` (+ offset), each factor's modes looked up by its rows' level codes.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, p)
+    beta : ndarray of shape (p,)
+    factors : sequence of RandomFactor
+        Their ``codes`` index the rows of ``modes``.
+    modes : sequence of ndarray of shape (n_levels (+1), q)
+    offset : ndarray of shape (n,), optional
+
+    Returns
+    -------
+    ndarray of shape (n,)
+    """
+    out = X @ beta
+    if offset is not None:
+        out += offset
+    for factor, factor_modes in zip(factors, modes):
+        Z, code = factor.columns, factor.codes
+        if Z.shape[1] == 1 or Z.flags.f_contiguous:
+            # Column by column: half the time of the einsum on Fortran-ordered columns (a
+            # formula's), which there sums the same products in the same order.
+            zb = Z[:, 0] * np.take(factor_modes[:, 0], code)
+            for j in range(1, Z.shape[1]):
+                zb += Z[:, j] * np.take(factor_modes[:, j], code)
+            out += zb
+        else:
+            # np.take gathers rows an order of magnitude faster than factor_modes[code].
+            out += np.einsum("ij,ij->i", Z, np.take(factor_modes, code, axis=0))
+    return out
