@@ -93,7 +93,7 @@ class MixedLMResult:
     """
 
     method: str
-    n_obs: int
+    n_obs: float
     fixed_effects: pd.Series
     fixed_effects_se: pd.Series
     fixed_effects_cov: pd.DataFrame
@@ -229,6 +229,8 @@ def build_result(fit: LMMFit, arrays, design, method, fitted) -> MixedLMResult:
     by_name = {f.name: (b, f) for b, f in ((b, factors[i]) for b, i in enumerate(order))}
 
     fixed_names = list(arrays.fixed_names)
+    n_obs = arrays.n_counted
+    n_obs = int(n_obs) if float(n_obs).is_integer() else n_obs
     n_params = len(fixed_names) + record.theta.size + 1
     # Where the random effects reproduce y the likelihood has no maximum: its supremum
     # (+inf) is reported, not the value where the optimizer stopped.
@@ -239,7 +241,7 @@ def build_result(fit: LMMFit, arrays, design, method, fitted) -> MixedLMResult:
     return MixedLMResult(
         method=method,
         formula=design.formula_text(),
-        n_obs=arrays.n_obs,
+        n_obs=n_obs,
         fixed_effects=pd.Series(sol.beta, index=fixed_names, name="Estimate"),
         fixed_effects_se=pd.Series(
             np.sqrt(np.diag(sol.beta_cov)), index=fixed_names, name="Std. Error"
@@ -271,7 +273,7 @@ def build_result(fit: LMMFit, arrays, design, method, fitted) -> MixedLMResult:
         deviance=-np.inf if fit.unbounded else sol.ml_deviance,
         df=n_params,
         aic=crit + 2.0 * n_params,
-        bic=crit + np.log(arrays.n_obs) * n_params,
+        bic=crit + np.log(n_obs) * n_params,
         is_singular=bool((fit.theta_scaled[fit.criterion.lower == 0] < SINGULAR_TOL).any()),
         optimizer=record,
         convergence_check=fit.check,

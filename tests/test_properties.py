@@ -75,9 +75,12 @@ def designs(draw, min_size=3, two_slopes=False):
 
 
 def fit(params, X, y, weights=None, **kwargs):
+    """The fit of a design; prior weights, when drawn, as the estimator's weight column."""
+    if weights is not None:
+        X, params = X.assign(w=weights), {**params, "weights": "w"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return MixedLMRegressor(**params).fit(X, y, sample_weight=weights, **kwargs)
+        return MixedLMRegressor(**params).fit(X, y, **kwargs)
 
 
 def covariance_matrices(model):
@@ -301,11 +304,13 @@ def test_small_designs_fit_or_refuse_clearly(design):
     LinAlgError, a ValueError subclass that explains nothing), or, where the model
     reproduces y, a log-likelihood of +inf said by UnboundedLikelihoodWarning."""
     X, y, w, params = design
+    if w is not None:  # prior weights, as the estimator's weight column
+        X, params = X.assign(w=w), {**params, "weights": "w"}
     model = MixedLMRegressor(**params)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            model.fit(X, y, sample_weight=w)
+            model.fit(X, y)
         except Exception as error:
             if isinstance(error, np.linalg.LinAlgError) or not isinstance(error, ValueError):
                 raise

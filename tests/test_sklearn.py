@@ -30,7 +30,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.utils import get_tags
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sklmixed import MixedLMRegressor
+from sklmixed import MixedLMRegressor, lmer
 from sklmixed.datasets import load_exam
 
 from ._lme4 import assert_matches_lme4, load_data, load_reference
@@ -54,25 +54,11 @@ requires_formula = pytest.mark.skipif(
 # pass arrays only, so it (and the DataFrame forms) get the equivalent checks below
 # (`FRAME_FORMS`).
 
-SAMPLE_WEIGHT_IS_NOT_FREQUENCY = (
-    "sample_weight holds lme4's prior weights, observation i having residual variance "
-    "sigma^2/w_i. A zero weight (which this check uses to mean 'drop the row') is an "
-    "infinite variance and is rejected, and a weight of k is not k copies of a row: "
-    "the REML/ML variance estimates count rows (n, n - p), so theta and the conditional "
-    "modes that predict adds differ. test_prior_weights_are_not_frequency_weights shows both."
-)
-
-
-def _expected_failed_checks(estimator):
-    return {"check_sample_weight_equivalence_on_dense_data": SAMPLE_WEIGHT_IS_NOT_FREQUENCY}
-
-
 @parametrize_with_checks(
     [
         MixedLMRegressor(),
         MixedLMRegressor(group=0),
     ],
-    expected_failed_checks=_expected_failed_checks,
 )
 @pytest.mark.filterwarnings("ignore:No grouping factor:UserWarning")
 @pytest.mark.filterwarnings("ignore:fixed-effect model matrix is rank deficient:UserWarning")
@@ -533,14 +519,16 @@ def test_unseen_groups_get_the_fixed_effects_prediction_exactly(exam):
 
 # ----------------------------------------------------- prior weights (lme4)
 @pytest.mark.parametrize("name", ["sleepstudy_weighted", "sleepstudy_weighted_ML"])
-def test_sample_weight_is_lme4_prior_weights(name):
+def test_weights_column_is_lme4_prior_weights(name):
     ref = load_reference(name)
     data = load_data("sleepstudy_weighted")
-    X, y = data[["Days", "Subject"]], data["Reaction"]
+    X, y = data[["Days", "Subject", ref["weights"]]], data["Reaction"]
     model = MixedLMRegressor(
-        group="Subject", random_effects=["Days"], method="REML" if ref["REML"] else "ML"
-    ).fit(X, y, sample_weight=data[ref["weights"]])
+        group="Subject", random_effects=["Days"], weights=ref["weights"],
+        method="REML" if ref["REML"] else "ML",
+    ).fit(X, y)
     assert model.converged_
+    assert list(model.fixed_effects_.index) == ["(Intercept)", "Days"]  # w is no feature
     assert_matches_lme4(model, ref, y, fitted=model.predict(X))
     np.testing.assert_allclose(model.theta_, ref["theta"], rtol=2e-3, atol=1e-5)
     np.testing.assert_allclose(model.aic_, ref["AIC"], atol=2e-3)
@@ -549,12 +537,36 @@ def test_sample_weight_is_lme4_prior_weights(name):
         np.testing.assert_allclose(model.reml_criterion_, ref["REMLcrit"], atol=2e-3)
     else:  # deviance_ML of a REML reference is that of the model refitted by ML
         np.testing.assert_allclose(model.deviance_, ref["deviance_ML"], atol=2e-3)
+    # New data need not hold the weights: they are not a feature.
+    np.testing.assert_array_equal(model.predict(X[["Days", "Subject"]]), model.predict(X))
 
 
-def test_routed_sample_weight_through_pipeline():
+def test_lmer_weights_are_prior_weights():
     ref = load_reference("sleepstudy_weighted")
     data = load_data("sleepstudy_weighted")
+    by_name = lmer(ref["formula"], data, weights="w")
+    by_values = lmer(ref["formula"], data.drop(columns="w"), weights=data["w"].to_numpy())
+    assert_matches_lme4(by_name, ref, data["Reaction"], fitted=by_name.fitted_)
+    np.testing.assert_array_equal(by_values.theta_, by_name.theta_)
+
+
+def test_prior_weights_pass_through_a_pipeline():
+    ref = load_reference("sleepstudy_weighted")
+    data = load_data("sleepstudy_weighted")
+    X, y = data[["Days", "Subject", "w"]], data["Reaction"]
+    model = MixedLMRegressor(group="Subject", random_effects=["Days"], weights="w")
+    pipe = make_pipeline(
+        ColumnTransformer([], remainder="passthrough", verbose_feature_names_out=False)
+        .set_output(transform="pandas"),
+        model,
+    ).fit(X, y)
+    assert_matches_lme4(pipe[-1], ref, y, fitted=pipe.predict(X))
+
+
+def test_routed_sample_weight_through_pipeline_is_repeating_rows():
+    data = load_data("sleepstudy_weighted")
     X, y, w = data[["Days", "Subject"]], data["Reaction"], data["w"]
+    repeated = data.loc[data.index.repeat(w)]
     with sklearn.config_context(enable_metadata_routing=True):
         model = MixedLMRegressor(group="Subject", random_effects=["Days"])
         model.set_fit_request(sample_weight=True, groups=False)
@@ -563,27 +575,34 @@ def test_routed_sample_weight_through_pipeline():
             .set_output(transform="pandas"),
             model,
         ).fit(X, y, sample_weight=w)
-    assert_matches_lme4(pipe[-1], ref, y, fitted=pipe.predict(X))
+    copies = MixedLMRegressor(group="Subject", random_effects=["Days"]).fit(
+        repeated[["Days", "Subject"]], repeated["Reaction"]
+    )
+    np.testing.assert_allclose(pipe[-1].theta_, copies.theta_, rtol=1e-6)
+    np.testing.assert_allclose(pipe.predict(X), copies.predict(X), rtol=1e-8)
 
 
 def test_prior_weights_are_not_frequency_weights():
-    """Why check_sample_weight_equivalence is an expected failure."""
+    """sample_weight (scikit-learn's frequency weights) is k copies of a row; lme4's
+    prior weights (the weights column) are not."""
     data = load_data("sleepstudy_weighted")
-    X, y, w = data[["Days", "Subject"]], data["Reaction"], data["w"].to_numpy()
+    X, y, w = data[["Days", "Subject", "w"]], data["Reaction"], data["w"].to_numpy()
     repeated = data.loc[data.index.repeat(w)]
-    # Without random effects a weight of k and k copies give the same coefficients...
-    with pytest.warns(UserWarning, match="No grouping factor"):
-        weighted = MixedLMRegressor().fit(X[["Days"]], y, sample_weight=w)
-    with pytest.warns(UserWarning, match="No grouping factor"):
-        copies = MixedLMRegressor().fit(repeated[["Days"]], repeated["Reaction"])
-    np.testing.assert_allclose(weighted.fixed_effects_, copies.fixed_effects_, rtol=1e-10)
-    # ...but not the residual variance, which counts rows,
-    assert not np.isclose(weighted.sigma_, copies.sigma_, rtol=1e-3)
-    # and with random effects the variance ratio theta, hence the predictions, differ.
-    weighted = MixedLMRegressor(group="Subject", random_effects=["Days"]).fit(X, y, sample_weight=w)
     copies = MixedLMRegressor(group="Subject", random_effects=["Days"])
     copies.fit(repeated[["Days", "Subject"]], repeated["Reaction"])
-    assert not np.allclose(weighted.theta_, copies.theta_, rtol=1e-3)
-    assert not np.allclose(weighted.predict(X), copies.predict(X), rtol=1e-6)
+    frequency = MixedLMRegressor(group="Subject", random_effects=["Days"])
+    frequency.fit(X[["Days", "Subject"]], y, sample_weight=w)
+    np.testing.assert_allclose(frequency.theta_, copies.theta_, rtol=1e-6)
+    np.testing.assert_allclose(frequency.sigma_, copies.sigma_, rtol=1e-8)
+    assert frequency.result_.n_obs == copies.result_.n_obs == w.sum()
+    prior = MixedLMRegressor(group="Subject", random_effects=["Days"], weights="w").fit(X, y)
+    assert not np.allclose(prior.theta_, copies.theta_, rtol=1e-3)
+    assert not np.allclose(prior.predict(X), copies.predict(X[["Days", "Subject"]]), rtol=1e-6)
     with pytest.raises(ValueError, match="zero weight"):
-        MixedLMRegressor(group="Subject").fit(X, y, sample_weight=np.where(w == 1, 0.0, w))
+        MixedLMRegressor(group="Subject", weights="w").fit(X.assign(w=np.where(w == 1, 0.0, w)), y)
+    # A frequency weight of 0 leaves the row out.
+    kept = w != 1
+    dropped = MixedLMRegressor(group="Subject").fit(X[["Days", "Subject"]], y,
+                                                    sample_weight=kept.astype(float))
+    subset = MixedLMRegressor(group="Subject").fit(X.loc[kept, ["Days", "Subject"]], y[kept])
+    np.testing.assert_allclose(dropped.theta_, subset.theta_, rtol=1e-6)

@@ -119,9 +119,12 @@ FIT_CASES = {
         lambda: M(group="g").fit(
             X, Y, sample_weight=_set(pd.Series(np.ones(N)), 3, pd.NA, "Float64")),
         ValueError, "sample_weight"),
-    "sample_weight zero": (
-        lambda: M(group="g").fit(X, Y, sample_weight=np.r_[0.0, np.ones(N - 1)]),
+    "sample_weight all zero": (
+        lambda: M(group="g").fit(X, Y, sample_weight=np.zeros(N)),
         ValueError, "sample_weight"),
+    "prior weight zero": (
+        lambda: M(group="g", weights="w").fit(X.assign(w=np.r_[0.0, np.ones(N - 1)]), Y),
+        ValueError, "weights"),
     "sample_weight negative": (
         lambda: M(group="g").fit(X, Y, sample_weight=-np.ones(N)), ValueError, "sample_weight"),
     "sample_weight text": (

@@ -83,9 +83,12 @@ class ModelArrays:
     y : ndarray of shape (n,) or None
         The response (None for new data at predict time).
     weights : ndarray of shape (n,) or None
-        Prior weights (lme4's ``weights``).
+        Prior weights (lme4's ``weights``): row ``i`` has residual variance ``σ²/wᵢ``.
     offset : ndarray of shape (n,) or None
         A known part of the linear predictor (lme4's ``offset``).
+    frequency : ndarray of shape (n,) or None
+        Frequency weights (scikit-learn's ``sample_weight``): a weight of ``k`` counts
+        the row ``k`` times; 0 leaves it out.
     """
 
     X: np.ndarray
@@ -94,11 +97,17 @@ class ModelArrays:
     y: np.ndarray | None = None
     weights: np.ndarray | None = None
     offset: np.ndarray | None = None
+    frequency: np.ndarray | None = None
 
     @property
     def n_obs(self) -> int:
         """Number of rows."""
         return self.X.shape[0]
+
+    @property
+    def n_counted(self) -> float:
+        """Number of observations: rows, or the sum of the frequency weights."""
+        return float(self.X.shape[0] if self.frequency is None else self.frequency.sum())
 
     def replace(self, **changes) -> ModelArrays:
         """A copy with some fields changed."""

@@ -17,11 +17,13 @@ import numpy as np
 
 from .._names import r_name
 from .arrays import ModelArrays, RandomFactor
+from .frames import prior_weight_column
 from .checks import (
     check_level_counts,
     check_response,
     check_response_varies,
     check_rows_for_fixed_effects,
+    check_frequency_weights,
     check_weights,
     drop_aliased_columns,
     warn_collinear_random_columns,
@@ -74,6 +76,7 @@ class Design:
     """
 
     unseen_levels = "population"
+    weights = None  # the column of X holding lme4's prior weights, if any
 
     # -- to implement -----------------------------------------------------------------
     def _read(self, X, groups, fitting):
@@ -104,7 +107,8 @@ class Design:
         groups : array-like, optional
             Group labels outside X.
         sample_weight : array-like of shape (n,), optional
-            Prior weights.
+            Frequency weights (scikit-learn's meaning: a weight of k counts the row
+            k times). lme4's prior weights are a column of X, named by ``weights``.
 
         Returns
         -------
@@ -120,19 +124,25 @@ class Design:
                     "the response as y, or use a formula whose left side names a column of X."
                 )
         y = check_response(y, n)
-        weights = check_weights(sample_weight, n)
-        keep = drop_aliased_columns(X_full, names)
+        frequency = check_frequency_weights(sample_weight, n)
+        weights = None if self.weights is None else check_weights(
+            prior_weight_column(X, self.weights), n, f"weights (column {self.weights!r})"
+        )
+        # Aliasing among the rows that count (a frequency weight of 0 leaves a row out).
+        keep = drop_aliased_columns(X_full if frequency is None else X_full[frequency > 0], names)
         self.fixed_columns_ = keep
         self.fixed_names_ = tuple(names[i] for i in keep)
         kept = set(keep.tolist())
         self.dropped_fixed_ = tuple(name for i, name in enumerate(names) if i not in kept)
-        check_rows_for_fixed_effects(n, len(keep))
-        check_response_varies(y)
+        counted = n if frequency is None else float(frequency.sum())
+        check_rows_for_fixed_effects(counted, len(keep))
+        check_response_varies(y if frequency is None else y[frequency > 0])
         factors = []
         for name, group in _by_factor(terms).items():
             codes, levels = encode_levels(group[0][1].labels, name)
             factor = _factor(name, codes, levels, group)
-            check_level_counts(name, len(levels), n, max(map(len, factor.blocks)))
+            present = len(levels) if frequency is None else np.unique(codes[frequency > 0]).size
+            check_level_counts(name, present, counted, max(map(len, factor.blocks)))
             warn_collinear_random_columns(factor)
             factors.append(factor)
         self.levels_ = {f.name: f.levels for f in factors}
@@ -143,6 +153,7 @@ class Design:
             y=y,
             weights=weights,
             offset=self._offset(X),
+            frequency=frequency,
         )
 
     def transform(self, X, groups=None) -> ModelArrays:

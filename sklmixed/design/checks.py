@@ -17,6 +17,7 @@ __all__ = [
     "MAX_MAGNITUDE",
     "as_float_array",
     "check_weights",
+    "check_frequency_weights",
     "check_response",
     "check_response_varies",
     "check_rows_for_fixed_effects",
@@ -44,7 +45,7 @@ def as_float_array(values, name):
         raise ValueError(f"{name} must be numeric; got values of dtype {values.dtype}.") from None
 
 
-def check_weights(weights, n, name="sample_weight"):
+def check_weights(weights, n, name="weights"):
     """Prior weights as a float array of shape ``(n,)``, finite and positive, or None."""
     if weights is None:
         return None
@@ -59,7 +60,30 @@ def check_weights(weights, n, name="sample_weight"):
     if not np.isfinite(w).all() or (w <= 0).any():
         raise ValueError(
             f"{name} must be finite and strictly positive: prior weights give row i "
-            "the residual variance sigma^2/w_i, undefined for a zero weight."
+            "the residual variance sigma^2/w_i, undefined for a zero weight (to leave "
+            "rows out, give them a sample_weight of 0)."
+        )
+    return w
+
+
+def check_frequency_weights(weights, n, name="sample_weight"):
+    """Frequency weights (scikit-learn's ``sample_weight``) as a float array, or None.
+
+    Finite and non-negative, not all zero; a weight of 0 leaves its row out.
+    """
+    if weights is None:
+        return None
+    w = as_float_array(weights, name)
+    if w.ndim != 1 or w.shape[0] != n:
+        raise ValueError(f"{name} must have shape ({n},); got {w.shape}.")
+    if not np.isfinite(w).all() or (w < 0).any():
+        raise ValueError(
+            f"{name} must be finite and non-negative: a weight of k counts its row k times."
+        )
+    if not (w > 0).any():
+        raise ValueError(
+            f"{name}: sample weights must contain at least one non-zero number (every "
+            "weight is zero, so there is nothing to fit)."
         )
     return w
 

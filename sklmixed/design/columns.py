@@ -28,6 +28,9 @@ class ColumnDesign(Design):
     ----------
     group, random_effects, fixed_effects, random_intercept, fit_intercept, covariance
         As for :class:`~sklmixed.MixedLMRegressor`.
+    weights : str or int, default=None
+        The column of X holding lme4's prior weights (row ``i`` has residual variance
+        ``σ²/wᵢ``); it is not a fixed feature.
     nested : bool, default=False
         Whether the group columns are nested, outermost first: ``["community",
         "household"]`` then means lme4's ``(1 | community/household)``, factors
@@ -46,6 +49,7 @@ class ColumnDesign(Design):
         random_intercept=True,
         fit_intercept=True,
         covariance="unstructured",
+        weights=None,
         nested=False,
         unseen_levels="population",
     ):
@@ -55,6 +59,7 @@ class ColumnDesign(Design):
         self.random_intercept = random_intercept
         self.fit_intercept = fit_intercept
         self.covariance = covariance
+        self.weights = weights
         self.nested = nested
         self.unseen_levels = unseen_levels
 
@@ -80,8 +85,11 @@ class ColumnDesign(Design):
         if self.nested and len(self.group_names_) < 2:
             raise ValueError("nested=True needs at least two group columns, outermost first.")
         all_keys = list(X.columns) if isinstance(X, pd.DataFrame) else list(range(X.shape[1]))
+        roles = list(self.group_keys_)
+        if self.weights is not None:
+            roles.append(resolve_column(X, self.weights, "weights"))
         if self.fixed_effects is None:
-            self.fixed_keys_ = [k for k in all_keys if k not in self.group_keys_]
+            self.fixed_keys_ = [k for k in all_keys if k not in roles]
         else:
             self.fixed_keys_ = unique_keys(
                 [resolve_column(X, key, "fixed_effects") for key in self.fixed_effects],

@@ -17,12 +17,15 @@ class FormulaDesign(Design):
     ----------
     formula : str
         An lme4 formula such as ``"normexam ~ standLRT + (1 + standLRT | school)"``.
+    weights : str, default=None
+        The column of the data holding lme4's prior weights.
     unseen_levels : {"population", "warn", "error"}, default="population"
         What :meth:`transform` does with group levels never seen in fit.
     """
 
-    def __init__(self, formula, unseen_levels="population"):
+    def __init__(self, formula, weights=None, unseen_levels="population"):
         self.formula = formula
+        self.weights = weights
         self.unseen_levels = unseen_levels
 
     @property

@@ -15,6 +15,7 @@ __all__ = [
     "column_label",
     "label_column",
     "numeric_column",
+    "prior_weight_column",
     "resolve_column",
     "unique_keys",
     "groups_columns",
@@ -73,6 +74,12 @@ def numeric_column(X, key):
             column.to_numpy(), label, isinstance(column.dtype, pd.CategoricalDtype)
         )
     return numeric_values(X[:, key], label)
+
+
+def prior_weight_column(X, key):
+    """The values of the prior-weight column ``key`` of X (checked by the caller)."""
+    key = resolve_column(X, key, "weights")
+    return X[key].to_numpy() if isinstance(X, pd.DataFrame) else X[:, key]
 
 
 def resolve_column(X, key, argument):

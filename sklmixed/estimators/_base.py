@@ -30,6 +30,7 @@ DESIGN_CONSTRAINTS: dict = {
     "fit_intercept": ["boolean"],
     "covariance": [StrOptions({"unstructured", "diagonal"})],
     "fixed_effects": [list, tuple, None],
+    "weights": [str, Integral, None],
     "nested": ["boolean"],
     "unseen_levels": [StrOptions(set(UNSEEN_LEVEL_POLICIES))],
 }
@@ -48,6 +49,7 @@ class MixedModelMixin:
                 random_intercept=self.random_intercept,
                 fit_intercept=self.fit_intercept,
                 covariance=self.covariance,
+                weights=self.weights,
                 nested=self.nested,
                 unseen_levels=self.unseen_levels,
             )
@@ -61,12 +63,14 @@ class MixedModelMixin:
                 f"formula is set, so {', '.join(clash)} must be None: the formula already "
                 "says which variables are fixed effects, random effects and groups."
             )
-        return FormulaDesign(self.formula, unseen_levels=self.unseen_levels)
+        return FormulaDesign(self.formula, weights=self.weights, unseen_levels=self.unseen_levels)
 
     def _validate_X(self, X, groups, *, reset):
         """X as a pandas DataFrame or a checked 2-D ndarray; sets or checks n_features_in_."""
         if is_dataframe(X):
             X = as_frame_or_array(X)
+            if not reset:
+                X = self._with_weights_column(X)
             names = X.columns.tolist()
             if reset and _unique_strings(names):
                 # What validate_data(skip_check_array=True) records for such a frame.
@@ -103,6 +107,15 @@ class MixedModelMixin:
             # Fitted on a DataFrame: columns are read by position (validate_data warned).
             X = pd.DataFrame(X, columns=self.feature_names_in_)
         return X
+
+    def _with_weights_column(self, X):
+        """New data for predict may leave out the prior-weight column: it is not a
+        feature. It is put back (unused) where fit had it, so the columns match."""
+        names = getattr(self, "feature_names_in_", None)
+        key = self.weights
+        if not isinstance(key, str) or names is None or key in X.columns or key not in names:
+            return X
+        return X.assign(**{key: 1.0})[list(names)]
 
     def _set_fitted_attributes(self, result):
         """The result's numbers as plain fitted attributes (documented on each estimator)."""

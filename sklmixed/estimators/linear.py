@@ -58,6 +58,10 @@ class MixedLMRegressor(MixedModelMixin, RegressorMixin, BaseEstimator):
     fixed_effects : list, default=None
         Columns of X that are fixed features; None: every column but the group
         columns (random-effect columns are fixed features too, as in ``x + (x | g)``).
+    weights : str or int, default=None
+        The column of X holding lme4's prior weights (``lmer(weights = w)``): row ``i``
+        has residual variance ``σ²/wᵢ``. It is not a feature. For scikit-learn's
+        frequency weights use ``fit(..., sample_weight=...)``.
     nested : bool, default=False
         Whether the ``group`` columns (or the columns of ``groups=``) are nested,
         outermost first: ``group=["community", "household"], nested=True`` is lme4's
@@ -164,8 +168,10 @@ class MixedLMRegressor(MixedModelMixin, RegressorMixin, BaseEstimator):
       ``set_fit_request(groups=True)``, ``set_predict_request(groups=True)``,
       ``set_score_request(groups=True)``.
 
-    ``sample_weight`` are prior weights, not frequency weights: a weight of 2 is not
-    two copies of a row, because the variance estimates count rows.
+    Weights: ``fit(sample_weight=w)`` has scikit-learn's meaning (a weight of 2 is
+    the row twice). lme4's prior weights, which scale each row's residual variance
+    (``σ²/wᵢ``) without counting it more, are the column of X named by ``weights``
+    (``lmer(..., weights=...)`` fills it).
 
     Examples
     --------
@@ -199,6 +205,7 @@ class MixedLMRegressor(MixedModelMixin, RegressorMixin, BaseEstimator):
         covariance="unstructured",
         method="REML",
         fixed_effects=None,
+        weights=None,
         nested=False,
         unseen_levels="population",
         tol=1e-6,
@@ -213,6 +220,7 @@ class MixedLMRegressor(MixedModelMixin, RegressorMixin, BaseEstimator):
         self.covariance = covariance
         self.method = method
         self.fixed_effects = fixed_effects
+        self.weights = weights
         self.nested = nested
         self.unseen_levels = unseen_levels
         self.tol = tol
@@ -234,8 +242,9 @@ class MixedLMRegressor(MixedModelMixin, RegressorMixin, BaseEstimator):
         groups : array-like of shape (n_samples,) or (n_samples, n_factors), default=None
             Group labels when they are not a column of X.
         sample_weight : array-like of shape (n_samples,), default=None
-            Prior weights (lme4's ``weights``): observation ``i`` has residual
-            variance ``σ²/wᵢ``. Not frequency weights.
+            Frequency weights, scikit-learn's meaning: a weight of ``k`` counts the
+            row ``k`` times, 0 leaves it out. lme4's prior weights (precision) are
+            the ``weights`` parameter.
 
         Returns
         -------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from .linear import MixedLMRegressor
 
 __all__ = ["lmer"]
@@ -46,19 +48,32 @@ def lmer(formula, data, REML=True, weights=None, **params):  # noqa: N803 (R's a
             f"REML must be True or False; got {REML!r} ({type(REML).__name__}). "
             "A string such as 'FALSE' is not a logical here."
         )
-    model = MixedLMRegressor(formula=formula, method="REML" if REML else "ML", **params)
-    return model.fit(data, None, sample_weight=column_or_values(weights, data, "weights"))
+    data, weights = with_column(data, weights, "weights")
+    model = MixedLMRegressor(
+        formula=formula, method="REML" if REML else "ML", weights=weights, **params
+    )
+    return model.fit(data)
 
 
-def column_or_values(values, data, argument):
-    """R's convention for ``weights`` and ``offset``: a column name of ``data``, or values."""
-    if not isinstance(values, str):
-        return values
-    if values not in data.columns:
-        raise ValueError(f"{argument}: column {values!r} is not in data.")
-    column = data[values]
-    if column.dtype.kind not in "biuf":
+def with_column(data, values, argument):
+    """R's convention for ``weights`` and ``offset``: a column name of ``data``, or values
+    (then put in a copy of ``data`` under R's own name, ``(weights)``)."""
+    if values is None:
+        return data, None
+    if isinstance(values, str):
+        if values not in data.columns:
+            raise ValueError(f"{argument}: column {values!r} is not in data.")
+        column = data[values]
+        if column.dtype.kind not in "biuf":
+            raise ValueError(
+                f"{argument}: column {values!r} must be numeric; it has dtype {column.dtype}."
+            )
+        return data, values
+    name = f"({argument})"
+    values = np.asarray(values.to_numpy() if hasattr(values, "to_numpy") else values)
+    if values.ndim != 1 or values.shape[0] != len(data):
         raise ValueError(
-            f"{argument}: column {values!r} must be numeric; it has dtype {column.dtype}."
+            f"{argument} must have one value per row of data ({len(data)}); got shape "
+            f"{values.shape}."
         )
-    return column.to_numpy()
+    return data.assign(**{name: values}), name

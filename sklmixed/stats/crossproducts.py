@@ -47,14 +47,17 @@ class SufficientStats:
         ``Z₂ᵀZ₂``.
     Z2tZ1 : scipy.sparse.csr_array of shape (Q2, Q1) or None
     level_counts : tuple of ndarray
-        Rows per level of each factor (unweighted), for the starting values.
+        Observations per level of each factor (counted with the frequency weights,
+        not the prior ones), for the starting values.
     level_resid_sums : tuple of ndarray
-        Sum of the (unweighted) offset residuals per level of each factor.
+        Sum of the offset residuals per level of each factor (frequency-weighted).
     resid_sum, resid_sumsq : float
-        Sum and sum of squares of the offset residuals.
-    n_obs : int
+        Sum and sum of squares of the offset residuals (frequency-weighted).
+    n_obs : float
+        Number of observations: rows, or the sum of the frequency weights.
     sum_log_weights : float
-        ``Σ log wᵢ`` of the prior weights (0 when unweighted).
+        ``Σ fᵢ log wᵢ`` of the prior weights ``w`` (0 when there are none), with the
+        frequency weights ``f``.
     """
 
     plan: ReductionPlan
@@ -208,10 +211,11 @@ def reduce(arrays, y=None, weights=None) -> SufficientStats:
     if y is None:
         y = arrays.y if arrays.offset is None else arrays.y - arrays.offset
     layout, resid = plan(arrays, y)
-    return partial_stats(arrays, layout, resid, arrays.weights if weights is None else weights)
+    weights = arrays.weights if weights is None else weights
+    return partial_stats(arrays, layout, resid, weights, arrays.frequency)
 
 
-def partial_stats(arrays, layout: ReductionPlan, resid, weights=None) -> SufficientStats:
+def partial_stats(arrays, layout: ReductionPlan, resid, weights=None, frequency=None):
     """Statistics of one set of rows under an agreed plan (one chunk, file or partition).
 
     Parameters
@@ -221,7 +225,9 @@ def partial_stats(arrays, layout: ReductionPlan, resid, weights=None) -> Suffici
     resid : ndarray of shape (n,)
         The response less ``arrays.X @ layout.offset``.
     weights : ndarray of shape (n,), optional
-        Prior weights.
+        Prior weights (row ``i`` has residual variance ``σ²/wᵢ``).
+    frequency : ndarray of shape (n,), optional
+        Frequency weights (row ``i`` counts ``fᵢ`` times).
 
     Returns
     -------
@@ -230,7 +236,10 @@ def partial_stats(arrays, layout: ReductionPlan, resid, weights=None) -> Suffici
     X = arrays.X
     n, p = X.shape
     factors = [arrays.factors[i] for i in layout.order]
-    sqrt_weights = None if weights is None else np.sqrt(weights)
+    # Both kinds of weights multiply the cross-products alike; they differ in what
+    # counts as an observation (n, the level counts) and in Σ log w.
+    combined = weights if frequency is None else (frequency if weights is None else weights * frequency)
+    sqrt_weights = None if combined is None else np.sqrt(combined)
     if factors:
         first, rest = factors[0], factors[1:]
         m1, q1 = first.n_levels, first.q
@@ -275,7 +284,13 @@ def partial_stats(arrays, layout: ReductionPlan, resid, weights=None) -> Suffici
         Z2t = Z2.T.tocsr()
         A22 = (Z2t @ Z2).tocsr()
         Z2tZ1 = (Z2t @ Z1).tocsr()
-    sum_log_weights = 0.0 if weights is None else float(2.0 * np.log(sqrt_weights).sum())
+    if weights is None:
+        sum_log_weights = 0.0
+    elif frequency is None:
+        sum_log_weights = float(2.0 * np.log(sqrt_weights).sum())
+    else:
+        sum_log_weights = float(frequency @ np.log(weights))
+    counted = resid if frequency is None else frequency * resid
     return SufficientStats(
         plan=layout,
         n_levels=tuple(f.n_levels for f in factors),
@@ -288,12 +303,14 @@ def partial_stats(arrays, layout: ReductionPlan, resid, weights=None) -> Suffici
         A22=A22,
         Z2tZ1=Z2tZ1,
         level_counts=tuple(
-            np.bincount(f.codes, minlength=f.n_levels).astype(float) for f in factors
+            np.bincount(f.codes, frequency, minlength=f.n_levels).astype(float) for f in factors
         ),
-        level_resid_sums=tuple(np.bincount(f.codes, resid, minlength=f.n_levels) for f in factors),
-        resid_sum=float(resid.sum()),
-        resid_sumsq=float(resid @ resid),
-        n_obs=n,
+        level_resid_sums=tuple(
+            np.bincount(f.codes, counted, minlength=f.n_levels) for f in factors
+        ),
+        resid_sum=float(counted.sum()),
+        resid_sumsq=float(counted @ resid),
+        n_obs=n if frequency is None else float(frequency.sum()),
         sum_log_weights=sum_log_weights,
     )
 

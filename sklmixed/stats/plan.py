@@ -39,13 +39,16 @@ def block_order(n_levels) -> tuple:
     return tuple(sorted(range(len(n_levels)), key=lambda i: -n_levels[i]))
 
 
-def column_scales(columns) -> np.ndarray:
-    """Root mean square of each column; 1 for a column of zeros."""
-    rms = np.sqrt(np.einsum("ij,ij->j", columns, columns) / columns.shape[0])
+def column_scales(columns, frequency=None) -> np.ndarray:
+    """Root mean square of each column (frequency-weighted); 1 for a column of zeros."""
+    if frequency is None:
+        rms = np.sqrt(np.einsum("ij,ij->j", columns, columns) / columns.shape[0])
+    else:
+        rms = np.sqrt(np.einsum("i,ij,ij->j", frequency, columns, columns) / frequency.sum())
     return np.where(rms > 0, rms, 1.0)
 
 
-def least_squares_offset(X, y, XtX=None):
+def least_squares_offset(X, y, XtX=None, frequency=None):
     """Coefficients of a least-squares fit of ``y`` on ``X``, refined once.
 
     Removing this fit before forming cross-products keeps ``yᵀy`` from swamping the
@@ -60,11 +63,12 @@ def least_squares_offset(X, y, XtX=None):
     """
     if X.shape[1] == 0:
         return np.zeros(0), y
+    Xw = X if frequency is None else X * frequency[:, None]
     if XtX is None:
-        XtX = X.T @ X
-    gamma = np.linalg.lstsq(XtX, X.T @ y, rcond=None)[0]
+        XtX = Xw.T @ X
+    gamma = np.linalg.lstsq(XtX, Xw.T @ y, rcond=None)[0]
     resid = y - X @ gamma
-    correction = np.linalg.lstsq(XtX, X.T @ resid, rcond=None)[0]
+    correction = np.linalg.lstsq(XtX, Xw.T @ resid, rcond=None)[0]
     return gamma + correction, resid - X @ correction
 
 
@@ -93,7 +97,8 @@ def plan(arrays, y=None):
     """
     if y is None:
         y = arrays.y if arrays.offset is None else arrays.y - arrays.offset
+    frequency = arrays.frequency
     order = block_order([f.n_levels for f in arrays.factors])
-    scales = tuple(column_scales(arrays.factors[i].columns) for i in order)
-    offset, resid = least_squares_offset(arrays.X, y)
+    scales = tuple(column_scales(arrays.factors[i].columns, frequency) for i in order)
+    offset, resid = least_squares_offset(arrays.X, y, frequency=frequency)
     return ReductionPlan(order, scales, offset, rounding_noise(resid, y)), resid
