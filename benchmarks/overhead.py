@@ -1,10 +1,11 @@
 """Per-fit Python overhead on small models: where a fit's time goes besides θ.
 
-Wraps the stages of ``MixedLMRegressor.fit`` with ``perf_counter`` and fits the
-Exam models many times; each stage reports its minimum (and median) time per fit,
-which is robust to the noise of a shared machine. ``overhead`` is the fit's time
-outside the optimizer (``_optimize_theta``), ``cross_products`` and the design
-(formula or array columns).
+Wraps the steps of the road ``MixedLMRegressor.fit`` composes (design, sufficient
+statistics, criterion, optimizer, solution, result, fitted attributes) with
+``perf_counter`` and fits the Exam models many times; each stage reports its minimum
+(and median) time per fit, which is robust to the noise of a shared machine.
+``overhead`` is the fit's time outside the optimizer (``_optimize_theta``), the
+reduction (``reduce``) and the design.
 
 ::
 
@@ -28,8 +29,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import sklmixed
-from sklmixed import MixedLMRegressor, _core, _estimator, lmer
+from sklmixed import MixedLMRegressor, lmer
+from sklmixed._core import criterion, fit
 from sklmixed.datasets import load_exam
+from sklmixed.design import base
+from sklmixed.estimators import _base, linear
 
 EXAM_MODELS = [
     ("normexam ~ 1 + (1 | school)", True),
@@ -43,21 +47,19 @@ EXAM_MODELS = [
 STAGES = [
     (MixedLMRegressor, "_validate_X"),
     (MixedLMRegressor, "_make_design"),
-    (MixedLMRegressor, "_response"),
-    (_estimator, "drop_aliased_columns"),
-    (_estimator, "least_squares_offset"),
-    (_estimator, "encode_levels"),
-    (_estimator, "warn_collinear_random_columns"),
-    (_core, "cross_products"),
-    (_core, "_optimize_theta"),
-    (_core, "solve"),
-    (_estimator, "fit_lmm"),
-    (_estimator, "build_result"),
-    (MixedLMRegressor, "_set_result"),
-    (_estimator, "_linear_predictor"),
-    (MixedLMRegressor, "_linear_predictor"),  # where older versions had it
+    (base.Design, "fit_transform"),
+    (linear, "reduce"),
+    (linear, "check_residual_variation"),
+    (criterion.Criterion, "__init__"),
+    (fit, "_theta_start"),
+    (fit, "_optimize_theta"),
+    (criterion.Criterion, "solve"),
+    (linear, "fit_lmm"),
+    (linear, "linear_predictor"),
+    (linear, "build_result"),
+    (_base.MixedModelMixin, "_set_fitted_attributes"),
 ]
-EXCLUDED = ("_optimize_theta", "cross_products", "_make_design")
+EXCLUDED = ("_optimize_theta", "reduce", "fit_transform")
 
 _times: dict[str, float] = defaultdict(float)
 # perf_counter by default; --clock thread uses the main thread's CPU time, which a
@@ -92,8 +94,8 @@ def stage_times(fit, repeats):
         fit()
         total = _clock() - start
         stages = dict(_times)
-        # fit_lmm holds cross_products, _optimize_theta and solve: report its rest.
-        inner = ("cross_products", "_optimize_theta", "solve")
+        # fit_lmm holds the start, the optimizer and the solution: report its rest.
+        inner = ("_theta_start", "_optimize_theta", "solve")
         stages["fit_lmm"] -= sum(stages.get(k, 0.0) for k in inner)
         stages["fit_lmm (rest)"] = stages.pop("fit_lmm")
         stages["other"] = total - sum(stages.values())

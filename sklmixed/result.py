@@ -228,7 +228,7 @@ def build_result(fit: LMMFit, arrays, design, method, fitted) -> MixedLMResult:
     factor_names = list(dict.fromkeys(term.factor for term in terms))
     by_name = {f.name: (b, f) for b, f in ((b, factors[i]) for b, i in enumerate(order))}
 
-    fixed_names = list(arrays.fixed_names)
+    fixed_names = pd.Index(list(arrays.fixed_names), dtype=object)
     n_obs = arrays.n_counted
     n_obs = int(n_obs) if float(n_obs).is_integer() else n_obs
     n_params = len(fixed_names) + record.theta.size + 1
@@ -246,14 +246,17 @@ def build_result(fit: LMMFit, arrays, design, method, fitted) -> MixedLMResult:
         fixed_effects_se=pd.Series(
             np.sqrt(np.diag(sol.beta_cov)), index=fixed_names, name="Std. Error"
         ),
-        fixed_effects_cov=pd.DataFrame(sol.beta_cov, index=fixed_names, columns=fixed_names),
+        fixed_effects_cov=pd.DataFrame(
+            sol.beta_cov, index=fixed_names, columns=fixed_names, copy=False
+        ),
         dropped_fixed=tuple(design.dropped_fixed_),
         variance_components=_variance_components(terms, sigma),
         random_effects={
             name: pd.DataFrame(
                 sol.modes[by_name[name][0]],
                 index=by_name[name][1].levels,
-                columns=list(by_name[name][1].column_names),
+                columns=pd.Index(list(by_name[name][1].column_names), dtype=object),
+                copy=False,
             )
             for name in factor_names
         },
@@ -302,16 +305,26 @@ def _theta_names(terms):
 
 def _variance_components(terms, sigma):
     """lme4's ``as.data.frame(VarCorr(fit))``: one row per variance and covariance."""
-    rows = []
+    columns = {"group": [], "var1": [], "var2": [], "vcov": [], "sdcor": []}
+
+    def row(*values):
+        for key, value in zip(columns, values):
+            columns[key].append(value)
+
     for term in terms:
         V = sigma**2 * term.covariance
         sd = np.sqrt(np.diag(V))
         names = term.column_names
         for a, var in enumerate(names):
-            rows.append((term.name, var, None, V[a, a], sd[a]))
+            row(term.name, var, None, V[a, a], sd[a])
         for a in range(len(names)):
             for b in range(a + 1, len(names)):
                 corr = V[a, b] / (sd[a] * sd[b]) if sd[a] > 0 and sd[b] > 0 else np.nan
-                rows.append((term.name, names[a], names[b], V[a, b], corr))
-    rows.append(("Residual", None, None, sigma**2, sigma))
-    return pd.DataFrame(rows, columns=["group", "var1", "var2", "vcov", "sdcor"])
+                row(term.name, names[a], names[b], V[a, b], corr)
+    row("Residual", None, None, sigma**2, sigma)
+    return pd.DataFrame(
+        {
+            key: np.array(values, dtype=object if key in ("group", "var1", "var2") else float)
+            for key, values in columns.items()
+        }
+    )

@@ -8,10 +8,10 @@ with ``Aᵢ = Z₁ᵢᵀZ₁ᵢ`` and ``Wᵢ = Z₁ᵢᵀ[X y]`` per level ``i``
 ``q(q+1)/2`` distinct entries of each ``Nᵢ``, so once the products ``Wᵢ[a]ᵀWᵢ[b]`` are
 stored, an evaluation is a closed-form inverse per level (``q ≤ 2``), one
 matrix-vector product and a ``(p+1) × (p+1)`` Cholesky factorization, with
-``log |L_Z|² = Σᵢ log |Mᵢ|``. That is a fraction of the blocked factor's array
-operations: on the Exam models (65 levels), where each operation's overhead outweighs
-its arithmetic, an evaluation takes half the time with a random intercept and 40%
-with a random slope. The stored products take ``m·q(q+1)/2·(p+1)²`` entries, so
+``log |L_Z|² = Σᵢ log |Mᵢ|``: a fraction of the blocked factor's array operations,
+which matters where each operation's overhead outweighs its arithmetic (few levels;
+``benchmarks/overhead.py`` measures it). The stored products take
+``m·q(q+1)/2·(p+1)²`` entries, so
 the map is built only while they fit in a few megabytes; the blocked factor
 (:func:`~sklmixed._core.factor.factorize`) remains the path for larger terms, for the
 gradient and for the solution.
@@ -30,8 +30,8 @@ from .terms import TermLayout
 
 __all__ = ["SchurComplementMap", "schur_complement_map", "compact_batch"]
 
-# Stored products beyond this (8 MB) would weigh on memory. Up to it, the map beats the
-# blocked factor at every size measured (at least 2× at 65 levels, 3× at 10,000, q = 2).
+# Stored products beyond this (8 MB) would weigh on memory; up to it the map beat the
+# blocked factor at every size benchmarks/overhead.py measured.
 _MAX_ENTRIES = 1 << 20
 
 
