@@ -1,7 +1,7 @@
-"""Fitted attributes read ``result_``, whose pandas tables are built on first access.
+"""Fitted attributes are plain attributes set from the frozen ``result_``.
 
-Fit skips work that does not change its outcome (the tables, repeated validation);
-these tests pin down that nothing observable changed with it.
+They are the result's own objects, survive pickling, are absent before fit as Python
+says, and are replaced by the next fit; parameter validation is scikit-learn's.
 """
 
 import dataclasses
