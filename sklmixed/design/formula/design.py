@@ -1,0 +1,368 @@
+"""A formula fitted on training data: model matrices for the same and for new data.
+
+:class:`FormulaDesign` reads the columns a formula names, evaluates its
+expressions (:mod:`.expressions`), codes them as R's ``model.matrix`` does
+(:mod:`.model_matrix`), and keeps everything learned on the training data (factor
+levels, ``scale``/``center``/``poly`` state) to rebuild the same columns from new
+data. It is a plain picklable object: no function or code object is stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import NamedTuple
+
+import numpy as np
+
+from .columns import (
+    check_frame,
+    check_present,
+    checked_column,
+    group_labels,
+    group_values,
+    missing_mask,
+    read_variable,
+)
+from .deparse import deparse
+from .expressions import Evaluator, names_in
+from .model_matrix import check_matrix, fit_matrix
+from .parse import parse_formula, warn_dropped_response
+from .syntax import Name
+from .tokens import tokenize
+
+__all__ = ["FormulaDesign", "RandomTermData"]
+
+
+@dataclass(frozen=True)
+class RandomTermData:
+    """One random-effects bar evaluated on data.
+
+    Attributes
+    ----------
+    group_name : str
+        lme4's name of the grouping factor (``"school"``, ``"cask:batch"``).
+    labels : ndarray of shape (n,)
+        Group label per row. One grouping variable: its values as they are (numeric
+        or object). Several: strings joining the values with ``":"`` in the order
+        of ``group_name`` (``"a:A"`` for ``cask:batch``, as lme4 labels levels).
+    Z : ndarray of shape (n, q)
+        float64 columns of the bar's left side.
+    column_names : tuple of str
+        lme4's names of the columns (``"(Intercept)"``, ``"standLRT"``, ``"sexM"``).
+    correlated : bool
+        Whether the columns share one unstructured covariance block. False for a
+        single-column bar from ``||``; True for every ``|`` bar and for a bar that
+        ``||`` split off with several columns (a factor's dummies), because lme4's
+        ``expandDoubleVerts`` keeps those together as an ordinary bar.
+    """
+
+    group_name: str
+    labels: np.ndarray
+    Z: np.ndarray
+    column_names: tuple
+    correlated: bool
+
+
+def _columns_of(spec):
+    used = dict.fromkeys(k for term in spec.terms for k in term)
+    names = []
+    for key in used:
+        names.extend(n for n in names_in(spec.node(key)) if n not in names)
+    return tuple(names)
+
+
+class _Layout(NamedTuple):
+    """What a formula's text alone determines (cached: shared, never modified)."""
+
+    parsed: object
+    fixed_columns: tuple
+    lhs_specs: dict  # lhs text -> TermSpec
+    bar_columns: tuple  # per bar: lhs columns, then group columns
+    offset_columns: tuple
+    response_columns: tuple
+    variables: tuple
+
+
+@lru_cache(maxsize=256)
+def _layout(formula):
+    parsed = parse_formula(formula)
+    fixed_columns = _columns_of(parsed.fixed_terms)
+    lhs_specs, bar_columns = {}, []
+    for bar in parsed.bars:
+        lhs_specs.setdefault(bar.lhs, bar.terms)
+        lhs = _columns_of(bar.terms)
+        bar_columns.append(lhs + tuple(g for g in bar.group if g not in lhs))
+    offset_columns = []
+    for node in parsed.offsets:
+        offset_columns.extend(n for n in names_in(node) if n not in offset_columns)
+    response = () if parsed.response_node is None else tuple(names_in(parsed.response_node))
+    # In order of first appearance in the text (nesting lists groups inner first).
+    first = {}
+    for tok in tokenize(formula):
+        if tok.kind == "name":
+            first.setdefault(tok.value, tok.start)
+    variables = list(dict.fromkeys(fixed_columns + sum(bar_columns, ()) + tuple(offset_columns)))
+    variables.sort(key=lambda v: first.get(v, len(formula)))
+    return _Layout(
+        parsed,
+        fixed_columns,
+        lhs_specs,
+        tuple(bar_columns),
+        tuple(offset_columns),
+        response,
+        tuple(variables),
+    )
+
+
+class _Pass:
+    """One pass over a data frame: each column read and each expression evaluated once."""
+
+    def __init__(self, data, state, fitting):
+        self.data = data
+        self.columns = {}
+        self.values = {}
+        self.evaluate = Evaluator(self.column, state, fitting)
+
+    def column(self, name):
+        if name not in self.columns:
+            self.columns[name] = read_variable(self.data, name)
+        return self.columns[name]
+
+    def variables(self, spec):
+        """Variable key -> value, for the variables in ``spec``'s terms."""
+        out = {}
+        for term in spec.terms:
+            for key in term:
+                if key not in self.values:
+                    self.values[key] = self.evaluate(spec.node(key))
+                out[key] = self.values[key]
+        return out
+
+
+class FormulaDesign:
+    """Fitted encodings of an lme4 formula; fit on training data, transform new data identically.
+
+    Parameters
+    ----------
+    formula : str
+        An lme4 formula (see :func:`~sklmixed.design.formula.parse_formula`).
+
+    Attributes
+    ----------
+    parsed : ParsedFormula
+        The formula split into response, fixed part, bars and offsets.
+    response : str or None
+        The response (a column name or R's text of an expression), if any.
+    variables : list of str
+        Every data column the formula uses on its right side (fixed part, bars'
+        left sides, grouping factors, offsets), in order of appearance.
+    fixed_names : list of str
+        lme4's names of the fixed-effects columns (set by :meth:`fit`).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"y": [1., 2, 3, 4], "x": [0., 1, 2, 3],
+    ...                    "sex": ["F", "M", "M", "F"], "g": [1, 1, 2, 2]})
+    >>> design = FormulaDesign("y ~ x * sex + (1 | g)").fit(df)
+    >>> design.fixed_names
+    ['(Intercept)', 'x', 'sexM', 'x:sexM']
+    >>> design.fixed_matrix(df.iloc[:2]).tolist()
+    [[1.0, 0.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0]]
+    """
+
+    def __init__(self, formula: str):
+        self.formula = formula
+        self._layout = _layout(formula)
+        self.parsed = self._layout.parsed
+        self.response = self.parsed.response
+        self.variables = list(self._layout.variables)
+        self._specs = None
+        self._state = None
+
+    # -- fit ------------------------------------------------------------------------
+
+    def fit(self, data) -> FormulaDesign:
+        """Learn factor levels and stateful transforms on the training data.
+
+        Parameters
+        ----------
+        data : DataFrame
+            Holds every column in :attr:`variables`, without missing values.
+
+        Returns
+        -------
+        self
+        """
+        self.fit_transform(data)
+        return self
+
+    def fit_transform(self, data):
+        """:meth:`fit`, returning the training data's matrices from the same pass.
+
+        Parameters
+        ----------
+        data : DataFrame
+            Holds every column in :attr:`variables`, without missing values.
+
+        Returns
+        -------
+        fixed : ndarray of shape (n, p)
+            As :meth:`fixed_matrix` of ``data``.
+        bars : list of RandomTermData
+            As :meth:`random_terms` of ``data``.
+        """
+        check_frame(data)
+        check_present(data, self.variables, self.formula)
+        warn_dropped_response(self.parsed)
+        state, n = {}, len(data)
+        run = _Pass(data, state, fitting=True)
+        specs, matrices = {}, {}
+        sides = [("fixed", self.parsed.fixed_terms, self.parsed.fixed)]
+        sides += [(lhs, spec, lhs) for lhs, spec in self._layout.lhs_specs.items()]
+        for key, spec, text in sides:
+            specs[key], matrices[key] = fit_matrix(spec, run.variables(spec), n, text)
+        self._specs, self._state = specs, state
+        self.fixed_names = list(specs["fixed"].names)
+        bars = [
+            self._term_data(bar, matrices[bar.lhs], data, fitting=True)
+            for bar in self.parsed.bars
+        ]
+        return matrices["fixed"], bars
+
+    # -- transform ------------------------------------------------------------------
+
+    def fixed_matrix(self, data) -> np.ndarray:
+        """Fixed-effects model matrix of ``data``, columns in :attr:`fixed_names` order.
+
+        Parameters
+        ----------
+        data : DataFrame
+
+        Returns
+        -------
+        ndarray of shape (n, p), float64
+
+        Raises
+        ------
+        ValueError
+            For a missing column, missing values, or a level of a categorical
+            variable that was not in the training data.
+        """
+        self._check_fitted()
+        check_frame(data)
+        check_present(data, self._layout.fixed_columns, self.formula)
+        run = _Pass(data, self._state, fitting=False)
+        spec = self.parsed.fixed_terms
+        return self._specs["fixed"].matrix(run.variables(spec), len(data))
+
+    def random_terms(self, data) -> list:
+        """Every random-effects bar evaluated on ``data``, in :attr:`parsed` order.
+
+        Group labels not seen in training are returned as they are (the estimator
+        decides what an unseen group means); unseen levels of a categorical
+        variable on a bar's left side are an error, as in :meth:`fixed_matrix`.
+
+        Parameters
+        ----------
+        data : DataFrame
+
+        Returns
+        -------
+        list of RandomTermData
+        """
+        self._check_fitted()
+        check_frame(data)
+        run = _Pass(data, self._state, fitting=False)
+        out = []
+        for bar, columns in zip(self.parsed.bars, self._layout.bar_columns):
+            check_present(data, columns, self.formula)
+            Z = self._specs[bar.lhs].matrix(run.variables(bar.terms), len(data))
+            out.append(self._term_data(bar, Z, data, fitting=False))
+        return out
+
+    def _term_data(self, bar, Z, data, fitting):
+        values = {name: group_values(data, name, fitting) for name in bar.group}
+        return RandomTermData(
+            group_name=bar.group_name,
+            labels=group_labels(values, bar.group),
+            Z=Z,
+            column_names=self._specs[bar.lhs].names,
+            correlated=bar.correlated or Z.shape[1] > 1,
+        )
+
+    def response_vector(self, data) -> np.ndarray:
+        """The response: a column, an expression of columns, or ``cbind``'s two columns.
+
+        Parameters
+        ----------
+        data : DataFrame
+
+        Returns
+        -------
+        ndarray of shape (n,), or (n, k) for ``cbind(...)``, float64
+        """
+        if self.response is None:
+            raise ValueError(f"The formula {self.formula!r} has no response (no 'y ~' left side).")
+        check_frame(data)
+        check_present(data, self._layout.response_columns, self.formula, "response")
+        node = self.parsed.response_node
+        run = _Pass(data, {}, fitting=False)
+        value = run.evaluate(node)
+        if isinstance(value, np.ndarray) and value.dtype.kind in "biuf" and value.ndim in (1, 2):
+            return value.astype(np.float64)
+        what = f"column {node.name!r}" if isinstance(node, Name) else repr(deparse(node))
+        dtype = checked_column(data, node.name).dtype if isinstance(node, Name) else "text"
+        raise ValueError(f"The response {what} is not numeric (dtype {dtype}).")
+
+    def offset_vector(self, data):
+        """The sum of the formula's ``offset()`` terms on ``data``, or None without any.
+
+        Parameters
+        ----------
+        data : DataFrame
+
+        Returns
+        -------
+        ndarray of shape (n,) or None
+        """
+        if not self.parsed.offsets:
+            return None
+        check_frame(data)
+        check_present(data, self._layout.offset_columns, self.formula)
+        run = _Pass(data, {}, fitting=False)
+        total = np.zeros(len(data))
+        for node in self.parsed.offsets:
+            total = total + run.evaluate.number(run.evaluate(node), node)
+        check_matrix(total[:, None], ["offset"], self.formula)
+        return total
+
+    def complete_rows(self, data) -> np.ndarray:
+        """Rows with no missing value in any column the formula uses (R's ``na.omit``).
+
+        Every right-side column must be present; the response's columns count when
+        present (new data for prediction need not have them).
+
+        Parameters
+        ----------
+        data : DataFrame
+
+        Returns
+        -------
+        ndarray of shape (n,), bool
+        """
+        check_frame(data)
+        check_present(data, self.variables, self.formula)
+        keep = np.ones(len(data), dtype=bool)
+        names = self.variables + [c for c in self._layout.response_columns if c in data.columns]
+        for name in dict.fromkeys(names):
+            column = data[name]
+            if column.ndim != 1:
+                raise ValueError(f"The data has several columns named {name!r}.")
+            keep &= ~missing_mask(column)
+        return keep
+
+    def _check_fitted(self):
+        if self._specs is None:
+            raise RuntimeError("This FormulaDesign is not fitted yet; call fit(data) first.")
