@@ -6,8 +6,8 @@ door to it: they fit neither ``offset()`` terms nor a two-column ``cbind()``
 response yet, so those are refused at fit instead of being silently ignored.
 """
 
-from .design.formula import ParsedFormula, RandomBar, RandomTermData, parse_formula
 from .design.formula import FormulaDesign as _FormulaDesign
+from .design.formula import ParsedFormula, RandomBar, RandomTermData, parse_formula
 from .design.formula.syntax import Call
 
 __all__ = [

@@ -91,6 +91,7 @@ def test_offsets_are_summed_at_fit_and_predict(small):
     design = FormulaDesign("y ~ x + offset(log(n)) + offset(2 * z) + (1 | school)")
     X, _ = design.fit_transform(small)
     assert design.fixed_names == ["(Intercept)", "x"]  # an offset is no column
+    np.testing.assert_array_equal(X[:, 1], small.x)
     assert design.variables == ["x", "n", "z", "school"]
     np.testing.assert_allclose(design.offset_vector(small), np.log(small.n) + 2 * small.z)
     new = pd.DataFrame({"x": [0.0], "n": [np.e], "z": [1.5], "school": [9]})
@@ -219,8 +220,7 @@ def test_a_20000_term_formula_builds():
 
 def test_a_fitted_design_with_stateful_transforms_pickles(small):
     formula = (
-        "y ~ poly(x, 2) + scale(z) + center(n) + factor(school) + sex"
-        " + (1 + scale(z) | school)"
+        "y ~ poly(x, 2) + scale(z) + center(n) + factor(school) + sex + (1 + scale(z) | school)"
     )
     design = FormulaDesign(formula).fit(small)
     again = pickle.loads(pickle.dumps(design))

@@ -47,6 +47,7 @@ def _levels(values, level):
 GEND = ["mixed"] * 3 + ["boys"] * 2 + ["girls"] * 3
 SEX = ["F", "F", "M", "M", "M", "F", "F", "F"]
 
+# fmt: off
 CASES = {
     # model.matrix(~ standLRT + sex + schgend, d)
     "standLRT + sex + schgend": (
@@ -114,7 +115,7 @@ CASES = {
             [0.306163775395785, -0.2782920773708337, 0.485518738319562, 0.0331346982660161,
              -0.465345277253394, -0.3558550556920029, 0.462213443764780, -0.187538245429913],
         ],
-    ),  # fmt: skip
+    ),
     # model.matrix(~ poly(standLRT, degree = 3, raw = TRUE), d)
     "poly(standLRT, degree = 3, raw = TRUE)": (
         ["(Intercept)"] + [f"poly(standLRT, degree = 3, raw = TRUE){k}" for k in (1, 2, 3)],
@@ -128,7 +129,7 @@ CASES = {
             [0.809536986501423, 0.22074396138741, -2.01647008806589, 0.574048268738669,
              -0.956699627426363, 0.10307083321316, 0.927210114675673, 0.338559550975914],
         ],
-    ),  # fmt: skip
+    ),
     # model.matrix(~ factor(school), d): numeric order, printed as R prints numbers
     "factor(school)": (
         ["(Intercept)", "factor(school)2", "factor(school)11"],
@@ -147,8 +148,9 @@ CASES = {
             [1.310742405, 0.72697682, 0.06646658, 1.05676722, 0.071934245, 0.63078912,
              1.447891445, 0.830116125],
         ],
-    ),  # fmt: skip
+    ),
 }
+# fmt: on
 
 
 @pytest.mark.parametrize("rhs", CASES)

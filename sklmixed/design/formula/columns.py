@@ -177,7 +177,9 @@ def group_values(data, name, fitting):
         return column.array if fitting else column.to_numpy(dtype=object)
     if pd.api.types.is_bool_dtype(dtype):
         values = column.to_numpy(dtype=bool)
-        return pd.Categorical(values, categories=[False, True]) if fitting else values.astype(object)
+        return (
+            pd.Categorical(values, categories=[False, True]) if fitting else values.astype(object)
+        )
     if pd.api.types.is_integer_dtype(dtype):
         return column.to_numpy(dtype=np.int64)
     if pd.api.types.is_float_dtype(dtype):

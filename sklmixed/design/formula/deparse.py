@@ -140,7 +140,9 @@ def formulaic_text(text, start, end):
             and tok.kind == "name"
             and not tok.quoted
             and "." in tok.value
-            and not (i + 1 < len(tokens) and tokens[i + 1].kind == "op" and tokens[i + 1].value == "(")
+            and not (
+                i + 1 < len(tokens) and tokens[i + 1].kind == "op" and tokens[i + 1].value == "("
+            )
         ):
             piece = f"`{tok.value}`"
         if prev_end is not None and tok.start > prev_end:

@@ -226,8 +226,7 @@ class FormulaDesign:
         self._specs, self._state = specs, state
         self.fixed_names = list(specs["fixed"].names)
         bars = [
-            self._term_data(bar, matrices[bar.lhs], data, fitting=True)
-            for bar in self.parsed.bars
+            self._term_data(bar, matrices[bar.lhs], data, fitting=True) for bar in self.parsed.bars
         ]
         return matrices["fixed"], bars
 

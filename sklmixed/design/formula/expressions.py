@@ -114,8 +114,10 @@ def _bind(node, text):
         if arg.name is not None:
             if arg.name not in sig.params:
                 raise _fail(
-                    text, node, f"{node.function}() has no argument {arg.name!r} "
-                    f"(arguments: {', '.join(sig.params)})"
+                    text,
+                    node,
+                    f"{node.function}() has no argument {arg.name!r} "
+                    f"(arguments: {', '.join(sig.params)})",
                 )
             if arg.name in bound:
                 raise _fail(text, node, f"Argument {arg.name!r} given twice")
@@ -133,15 +135,25 @@ def _bind(node, text):
 def _check_literal(node, param, value, text):
     inner = value.inner if isinstance(value, Paren) else value
     if param in ("degree", "digits"):
-        ok = isinstance(inner, Number) and inner.value.is_integer() and inner.value >= (param == "degree")
+        ok = (
+            isinstance(inner, Number)
+            and inner.value.is_integer()
+            and inner.value >= (param == "degree")
+        )
         if not ok:
             raise _fail(text, node, f"{param} must be a whole number")
     elif param in ("raw", "center", "scale"):
         if not isinstance(inner, Logical):
             raise _fail(text, node, f"{param} must be TRUE or FALSE")
     elif param == "levels":
-        items = inner.args if isinstance(inner, Call) and inner.function == "c" else [Argument(None, inner)]
-        if any(a.name is not None or not isinstance(a.value, (Number, String, Logical)) for a in items):
+        items = (
+            inner.args
+            if isinstance(inner, Call) and inner.function == "c"
+            else [Argument(None, inner)]
+        )
+        if any(
+            a.name is not None or not isinstance(a.value, (Number, String, Logical)) for a in items
+        ):
             raise _fail(text, node, "levels must be c() of numbers, strings or TRUE/FALSE")
 
 
@@ -160,7 +172,7 @@ def check_expression(node, text, where="term", stateless=False):
     stateless : bool
         Refuse the functions that learn from the training data.
     """
-    stack = [(node, where)]
+    stack = [(node, where)]  # popped last-in first-out: children pushed right to left
     while stack:
         current, place = stack.pop()
         kind = type(current)
@@ -172,34 +184,46 @@ def check_expression(node, text, where="term", stateless=False):
             stack.append((current.inner, "expression"))
         elif kind is Unary and current.op in ("-", "+", "!"):
             stack.append((current.operand, "expression"))
-        elif kind is Binary and (current.op in _ARITHMETIC or current.op in _COMPARE or current.op == "&"):
-            stack.extend([(current.left, "expression"), (current.right, "expression")])
+        elif kind is Binary and (
+            current.op in _ARITHMETIC or current.op in _COMPARE or current.op == "&"
+        ):
+            stack.extend([(current.right, "expression"), (current.left, "expression")])
         elif kind is Binary and current.op in ("|", "||"):
             raise _fail(
-                text, current, f"{current.op!r} inside an expression reads as a random-effects "
-                "bar in lme4; for a logical 'or' write pmax(a, b) > 0"
+                text,
+                current,
+                f"{current.op!r} inside an expression reads as a random-effects "
+                "bar in lme4; for a logical 'or' write pmax(a, b) > 0",
             )
         elif kind is Call:
             sig = FUNCTIONS.get(current.function)
             if sig is None:
-                raise _fail(text, current, f"Unknown function {current.function!r} ({_ALLOWED_TEXT})")
+                raise _fail(
+                    text, current, f"Unknown function {current.function!r} ({_ALLOWED_TEXT})"
+                )
             if sig.where == "term" and place != "term":
                 raise _fail(text, current, "offset() must be a term of its own")
             if sig.where == "response" and place != "response":
                 raise _fail(text, current, "cbind() is only allowed as the whole response")
             if stateless and sig.stateful:
                 raise _fail(
-                    text, current, f"{current.function}() learns from the training data and "
-                    "is not allowed in the response or an offset"
+                    text,
+                    current,
+                    f"{current.function}() learns from the training data and "
+                    "is not allowed in the response or an offset",
                 )
+            later = []
             for param, value in _bind(current, text).items():
                 if param in sig.literal:
                     _check_literal(current, param, value, text)
                 else:
-                    stack.append((value, "expression"))
+                    later.append((value, "expression"))
+            stack.extend(reversed(later))  # left to right: the first problem is reported
         else:
             op = getattr(current, "op", "")
-            raise _fail(text, current, f"Operator {op!r} is not allowed in an expression ({_ALLOWED_TEXT})")
+            raise _fail(
+                text, current, f"Operator {op!r} is not allowed in an expression ({_ALLOWED_TEXT})"
+            )
 
 
 def names_in(node):
@@ -296,7 +320,7 @@ class Evaluator:
             raise value.error()
         raise ValueError(
             f"{deparse(node)!r} is not numeric, so it cannot be used in arithmetic "
-            "(compare it, e.g. sex == \"M\", or use it as a factor)."
+            '(compare it, e.g. sex == "M", or use it as a factor).'
         )
 
     def logical(self, value, node):

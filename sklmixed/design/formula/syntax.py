@@ -219,7 +219,7 @@ class _Parser:
 
     def operand_after(self, op_token, rbp):
         if self.peek() is None:
-            raise self.error(f"Missing term after {self.text[op_token.start:op_token.end]!r}")
+            raise self.error(f"Missing term after {self.text[op_token.start : op_token.end]!r}")
         return self.expression(rbp)
 
     def operand(self):

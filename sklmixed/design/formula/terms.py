@@ -56,7 +56,7 @@ class _Sum:
     """Intermediate result: terms (frozensets, ordered, unique) and an intercept mark
     (None: not said; True: ``+ 1``; False: ``+ 0`` or ``- 1``)."""
 
-    __slots__ = ("terms", "intercept")
+    __slots__ = ("intercept", "terms")
 
     def __init__(self, terms=(), intercept=None):
         self.terms = dict.fromkeys(terms)  # an ordered set
@@ -125,7 +125,8 @@ class _Expander:
         if kind is Binary and node.op == "~":
             raise self.fail(node, "A formula has at most one '~', at its top level")
         key = deparse(node)  # a variable: a name, a call, or arithmetic R keeps whole
-        self.keys.setdefault(key, node)
+        if self.keys.get(key) is None:  # new, or the response (numbered first, no node)
+            self.keys[key] = node
         return _Sum((frozenset((key,)),))
 
     def sum(self, pieces):
@@ -178,7 +179,9 @@ def flatten_sum(node):
             stack.append((right_sign, current.right))
             stack.append((sign, current.left))
         elif isinstance(current, Unary) and current.op in ("+", "-"):
-            stack.append((sign if current.op == "+" else ("-" if sign == "+" else "+"), current.operand))
+            stack.append(
+                (sign if current.op == "+" else ("-" if sign == "+" else "+"), current.operand)
+            )
         else:
             pieces.append((sign, current))
     return pieces

@@ -10,7 +10,15 @@ import re
 import unicodedata
 from typing import NamedTuple
 
-__all__ = ["RESERVED", "Token", "is_name_part", "is_name_start", "normalize_name", "quote_error", "tokenize"]
+__all__ = [
+    "RESERVED",
+    "Token",
+    "is_name_part",
+    "is_name_start",
+    "normalize_name",
+    "quote_error",
+    "tokenize",
+]
 
 # Longest first: "||" before "|", "<=" before "<", "**" before "*".
 _OPERATORS = (
@@ -94,7 +102,7 @@ def _read_name(text, pos):
         name = raw
         if raw[0] == "_":
             raise quote_error(
-                text, pos, end, "A name must start with a letter or '.' (R's rule: not '_')"
+                text, pos, end, "A name must start with a letter or '.', as in R (not '_')"
             )
         if name[0] == "." and len(name) > 1 and name[1].isdigit():
             raise quote_error(text, pos, end, "A name cannot start with '.' and a digit")
@@ -104,7 +112,7 @@ def _read_name(text, pos):
     name = normalize_name(raw)
     if not is_name_start(raw[0]):
         raise quote_error(
-            text, pos, end, "A name must start with a letter or '.' (R's rule: not '_')"
+            text, pos, end, "A name must start with a letter or '.', as in R (not '_')"
         )
     if not name or not is_name_start(name[0]) or not all(is_name_part(c) for c in name):
         raise quote_error(text, pos, end, "Not a valid name after Unicode normalization")
@@ -253,8 +261,13 @@ def tokenize(text):
                 if ch == "%":
                     close = text.find("%", pos + 1)
                     end = close + 1 if close > 0 else n
-                    raise quote_error(
-                        text, pos, end, "Unknown operator (allowed: %in%, %%, %/%)"
-                    )
-                raise quote_error(text, pos, n, f"{ch!r} is not part of a formula")
+                    raise quote_error(text, pos, end, "Unknown operator (allowed: %in%, %%, %/%)")
+                raise quote_error(
+                    text,
+                    pos,
+                    n,
+                    f"{ch!r} is not part of a formula (a formula holds names, numbers, strings "
+                    "and the operators ~ + - * / ^ : | || %in% %% %/% == != < <= > >= ! & "
+                    "( ) , =)",
+                )
     return tokens

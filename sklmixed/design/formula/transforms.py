@@ -138,8 +138,7 @@ def poly_fit(x, degree):
     unique = np.unique(x).size
     if degree >= unique:
         raise ValueError(
-            f"poly(): 'degree' ({degree}) must be less than the number of unique points "
-            f"({unique})."
+            f"poly(): 'degree' ({degree}) must be less than the number of unique points ({unique})."
         )
     mean = float(x.mean())
     centred = x - mean
