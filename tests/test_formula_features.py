@@ -233,3 +233,44 @@ def test_a_fitted_design_with_stateful_transforms_pickles(small):
     X = again.fixed_matrix(new)
     col = again.fixed_names.index("center(n)")
     np.testing.assert_allclose(X[:, col], np.array([1, 2, 3]) - small.n.mean())
+
+
+def test_allowed_functions_evaluate_and_are_named_as_r():
+    # d <- data.frame(x = c(0.5, -1, 2, 1.5, -0.5, 0, 1, 3), z = c(1, 2, 0.5, 1, 3, 2, 1, 0.5))
+    # model.matrix(~ I(x > 0) + pmin(x, 1) + pmax(x, z, 0.75) + round(x * 1.37, 1) +
+    #   log(x + 2, base = 2) + I(!(x > 0) & z > 1) + as.numeric(x >= 1) + sqrt(abs(x)) +
+    #   exp(-x^2) + I(x %% 2) + I(x %/% 2), d)
+    d = pd.DataFrame({"x": [0.5, -1, 2, 1.5, -0.5, 0, 1, 3], "z": [1, 2, 0.5, 1, 3, 2, 1, 0.5]})
+    rhs = (
+        "I(x > 0) + pmin(x, 1) + pmax(x, z, 0.75) + round(x * 1.37, 1) + log(x + 2, base = 2)"
+        " + I(!(x > 0) & z > 1) + as.numeric(x >= 1) + sqrt(abs(x)) + exp(-x^2) + I(x %% 2)"
+        " + I(x %/% 2)"
+    )
+    design = FormulaDesign("~ " + rhs).fit(d)
+    assert design.fixed_names == [
+        "(Intercept)",
+        "I(x > 0)TRUE",
+        "pmin(x, 1)",
+        "pmax(x, z, 0.75)",
+        "round(x * 1.37, 1)",
+        "log(x + 2, base = 2)",
+        "I(!(x > 0) & z > 1)TRUE",
+        "as.numeric(x >= 1)",
+        "sqrt(abs(x))",
+        "exp(-x^2)",
+        "I(x%%2)",
+        "I(x%/%2)",
+    ]
+    expected = np.array(
+        [
+            [1, 1, 0.5, 1.0, 0.7, 1.3219281, 0, 0, 0.7071068, 0.7788007831, 0.5, 0],
+            [1, 0, -1.0, 2.0, -1.4, 0.0000000, 1, 0, 1.0000000, 0.3678794412, 1.0, -1],
+            [1, 1, 1.0, 2.0, 2.7, 2.0000000, 0, 1, 1.4142136, 0.0183156389, 0.0, 1],
+            [1, 1, 1.0, 1.5, 2.1, 1.8073549, 0, 1, 1.2247449, 0.1053992246, 1.5, 0],
+            [1, 0, -0.5, 3.0, -0.7, 0.5849625, 1, 0, 0.7071068, 0.7788007831, 1.5, -1],
+            [1, 0, 0.0, 2.0, 0.0, 1.0000000, 1, 0, 0.0000000, 1.0000000000, 0.0, 0],
+            [1, 1, 1.0, 1.0, 1.4, 1.5849625, 0, 1, 1.0000000, 0.3678794412, 1.0, 0],
+            [1, 1, 1.0, 3.0, 4.1, 2.3219281, 0, 1, 1.7320508, 0.0001234098, 1.0, 1],
+        ]
+    )
+    np.testing.assert_allclose(design.fixed_matrix(d), expected, atol=5e-8)

@@ -61,7 +61,17 @@ class MixedColumn:
 
 
 def check_frame(data):
-    """TypeError unless ``data`` is a pandas DataFrame."""
+    """Refuse anything but a pandas DataFrame.
+
+    Parameters
+    ----------
+    data : object
+
+    Raises
+    ------
+    TypeError
+        Unless ``data`` is a pandas DataFrame.
+    """
     if not isinstance(data, pd.DataFrame):
         raise TypeError(
             f"The formula interface needs a pandas DataFrame; got {type(data).__name__}."
@@ -69,7 +79,22 @@ def check_frame(data):
 
 
 def check_present(data, names, formula, what="variable"):
-    """ValueError naming the ``names`` that are not columns of ``data``."""
+    """Refuse data without every column in ``names``.
+
+    Parameters
+    ----------
+    data : DataFrame
+    names : sequence of str
+    formula : str
+        Quoted in the message.
+    what : str, default="variable"
+        What the columns are, for the message.
+
+    Raises
+    ------
+    ValueError
+        Naming the absent columns and listing the data's.
+    """
     missing = [v for v in names if v not in data.columns]
     if missing:
         raise ValueError(
@@ -79,7 +104,16 @@ def check_present(data, names, formula, what="variable"):
 
 
 def missing_mask(column):
-    """Boolean mask of the missing values (NaN, None, NA) of a Series, cheaply."""
+    """Where a column has missing values (NaN, None, NA), without converting it.
+
+    Parameters
+    ----------
+    column : Series
+
+    Returns
+    -------
+    ndarray of bool
+    """
     dtype = column.dtype
     if isinstance(dtype, np.dtype) and dtype.kind in "iub":
         return np.zeros(len(column), dtype=bool)
@@ -91,7 +125,23 @@ def missing_mask(column):
 
 
 def checked_column(data, name):
-    """The column ``name`` of ``data`` (present), refused if duplicated or with missing values."""
+    """The column ``name`` of ``data``, refused if duplicated or with missing values.
+
+    Parameters
+    ----------
+    data : DataFrame
+        Has a column ``name``.
+    name : str
+
+    Returns
+    -------
+    Series
+
+    Raises
+    ------
+    ValueError
+        For several columns of that name, or missing values (count and first row).
+    """
     column = data[name]
     if isinstance(column, pd.DataFrame):
         raise ValueError(f"The data has several columns named {name!r}.")
@@ -138,6 +188,11 @@ def _read_object(name, values):
 def read_variable(data, name):
     """The values of column ``name`` for the formula's expressions.
 
+    Parameters
+    ----------
+    data : DataFrame
+    name : str
+
     Returns
     -------
     ndarray or pandas.Categorical or MixedColumn
@@ -167,8 +222,21 @@ def read_variable(data, name):
 
 
 def group_values(data, name, fitting):
-    """Labels of one grouping variable: numbers and text as they are; a Categorical (and
-    a logical, as the factor FALSE/TRUE) stays one at fit, its levels being its codes."""
+    """Labels of one grouping variable.
+
+    Numbers and text are returned as they are; at fit a Categorical (and a logical, as
+    the factor FALSE/TRUE) stays a Categorical, whose codes are its levels.
+
+    Parameters
+    ----------
+    data : DataFrame
+    name : str
+    fitting : bool
+
+    Returns
+    -------
+    ndarray or pandas.Categorical
+    """
     column = checked_column(data, name)
     dtype = column.dtype
     if isinstance(dtype, np.dtype) and dtype.kind in "iuf":
@@ -198,8 +266,21 @@ def group_values(data, name, fitting):
 
 
 def group_labels(values_by_name, group):
-    """Group label per row: one variable's values as they are, or ``"v1:v2"`` strings
-    for an interaction (numbers printed as R prints them)."""
+    """Group label per row of a grouping factor.
+
+    Parameters
+    ----------
+    values_by_name : dict
+        Column name -> values from :func:`group_values`.
+    group : tuple of str
+        The factor's variables, in lme4's order.
+
+    Returns
+    -------
+    ndarray or pandas.Categorical
+        One variable's values as they are, or ``"v1:v2"`` strings for an interaction
+        (numbers printed as R prints them).
+    """
     if len(group) == 1:
         return values_by_name[group[0]]
     parts = []

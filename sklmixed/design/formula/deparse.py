@@ -26,6 +26,14 @@ _ESCAPE = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r", "\0"
 def format_number(value):
     """A double as R's ``deparse``/``as.character`` print it (15 significant digits).
 
+    Parameters
+    ----------
+    value : float
+
+    Returns
+    -------
+    str
+
     Examples
     --------
     >>> [format_number(v) for v in (2.0, 0.5, 1e5, 123456.0, 1e-4, 0.001, -3.25)]
@@ -52,7 +60,18 @@ def format_number(value):
 
 
 def format_level(value):
-    """A factor level as R prints it: ``True`` -> ``TRUE``, ``2.0`` -> ``2``."""
+    """A factor level as R prints it.
+
+    Parameters
+    ----------
+    value : object
+        A level's value.
+
+    Returns
+    -------
+    str
+        ``True`` -> ``"TRUE"``, ``2.0`` -> ``"2"``, ``np.int64(3)`` -> ``"3"``.
+    """
     if isinstance(value, (bool, np.bool_)):
         return "TRUE" if value else "FALSE"
     if isinstance(value, (int, np.integer)):
@@ -63,7 +82,17 @@ def format_level(value):
 
 
 def r_name(name):
-    """A column name as R prints it in a formula: in backticks unless syntactic."""
+    """A column name as R prints it in a formula.
+
+    Parameters
+    ----------
+    name : str
+
+    Returns
+    -------
+    str
+        ``name`` itself if it is a syntactic R name, else in backticks.
+    """
     syntactic = (
         name
         and is_name_start(name[0])
@@ -81,6 +110,15 @@ def _string(value):
 
 def deparse(node):
     """R's text of ``node`` (``quote(...)`` then ``deparse`` in R).
+
+    Parameters
+    ----------
+    node
+        A node of :mod:`.syntax`.
+
+    Returns
+    -------
+    str
 
     Examples
     --------
@@ -121,6 +159,17 @@ def formulaic_text(text, start, end):
     Kept for :class:`~.parse.ParsedFormula`'s text fields, which read as before:
     R's ``^`` inside a call becomes ``**``, ``TRUE`` becomes ``True`` and a dotted
     name inside a call is put in backticks; spacing is the source's.
+
+    Parameters
+    ----------
+    text : str
+        The formula.
+    start, end : int
+        Offsets of the piece.
+
+    Returns
+    -------
+    str
     """
     out, prev_end, calls = [], None, []
     tokens = tokenize(text[start:end])

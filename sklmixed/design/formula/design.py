@@ -16,6 +16,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .columns import (
+    MixedColumn,
     check_frame,
     check_present,
     checked_column,
@@ -311,6 +312,8 @@ class FormulaDesign:
         value = run.evaluate(node)
         if isinstance(value, np.ndarray) and value.dtype.kind in "biuf" and value.ndim in (1, 2):
             return value.astype(np.float64)
+        if isinstance(value, MixedColumn):
+            raise value.error()
         what = f"column {node.name!r}" if isinstance(node, Name) else repr(deparse(node))
         dtype = checked_column(data, node.name).dtype if isinstance(node, Name) else "text"
         raise ValueError(f"The response {what} is not numeric (dtype {dtype}).")

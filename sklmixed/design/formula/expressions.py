@@ -171,6 +171,11 @@ def check_expression(node, text, where="term", stateless=False):
         ``"response"``: the left side (``cbind()`` allowed at its top).
     stateless : bool
         Refuse the functions that learn from the training data.
+
+    Raises
+    ------
+    ValueError
+        Quoting the first construct outside the allow-list, left to right.
     """
     stack = [(node, where)]  # popped last-in first-out: children pushed right to left
     while stack:
@@ -227,7 +232,18 @@ def check_expression(node, text, where="term", stateless=False):
 
 
 def names_in(node):
-    """The column names an expression reads, in order of appearance."""
+    """The column names an expression reads.
+
+    Parameters
+    ----------
+    node
+        A checked expression node.
+
+    Returns
+    -------
+    list of str
+        In order of appearance.
+    """
     out, stack = [], [node]
     while stack:
         current = stack.pop()
@@ -274,42 +290,62 @@ class Evaluator:
         self.fitting = fitting
 
     def __call__(self, node):
+        """The value of a checked expression ``node``: numbers, logicals, text, a
+        Categorical, a :class:`~.transforms.FactorValue` or a
+        :class:`~.transforms.MatrixValue`."""
         with np.errstate(all="ignore"):  # log(0), 1/0: the model-column check names them
-            return self.eval(node)
+            return self._eval(node)
 
-    def eval(self, node):
+    def _eval(self, node):
         kind = type(node)
         if kind is Name:
             return self.column(node.name)
         if kind in (Number, String, Logical):
             return node.value
         if kind is Paren:
-            return self.eval(node.inner)
+            return self._eval(node.inner)
         if kind is Unary:
-            value = self.eval(node.operand)
+            value = self._eval(node.operand)
             if node.op == "!":
-                return ~self.logical(value, node)
+                return ~self._logical(value, node)
             number = self.number(value, node)
             return -number if node.op == "-" else number
         if kind is Binary:
-            return self.binary(node)
+            return self._binary(node)
         if kind is Call:
-            return self.call(node)
+            return self._call(node)
         raise ValueError(f"Not an allowed expression: {node!r}")  # checked before: unreachable
 
-    def binary(self, node):
-        left, right = self.eval(node.left), self.eval(node.right)
+    def _binary(self, node):
+        left, right = self._eval(node.left), self._eval(node.right)
         if node.op in _ARITHMETIC:
             a, b = self.number(left, node.left), self.number(right, node.right)
             return _ARITHMETIC[node.op](np.asarray(a, dtype=np.float64), b)
         if node.op == "&":
-            return self.logical(left, node.left) & self.logical(right, node.right)
+            return self._logical(left, node.left) & self._logical(right, node.right)
         if _is_text(left) or _is_text(right):  # R compares as character
             return _COMPARE[node.op](_as_text(left), _as_text(right))
         return _COMPARE[node.op](self.number(left, node.left), self.number(right, node.right))
 
     def number(self, value, node):
-        """``value`` as float64 numbers (logicals as 0/1); ValueError for text or factors."""
+        """An evaluated value as float64 numbers (logicals as 0/1).
+
+        Parameters
+        ----------
+        value
+            What :meth:`__call__` returned.
+        node
+            Its expression, named in the error.
+
+        Returns
+        -------
+        ndarray or float
+
+        Raises
+        ------
+        ValueError
+            For text, a factor, or a several-column value.
+        """
         if isinstance(value, np.ndarray) and value.dtype.kind in "iufb":
             return value if value.dtype.kind == "f" else value.astype(np.float64)
         if isinstance(value, (bool, int, float)) and not isinstance(value, str):
@@ -323,18 +359,18 @@ class Evaluator:
             '(compare it, e.g. sex == "M", or use it as a factor).'
         )
 
-    def logical(self, value, node):
+    def _logical(self, value, node):
         if isinstance(value, np.ndarray) and value.dtype.kind == "b":
             return value
         if isinstance(value, bool):
             return np.bool_(value)
         return self.number(value, node) != 0
 
-    def call(self, node):
+    def _call(self, node):
         name = node.function
         sig = FUNCTIONS[name]
         if sig.variadic:
-            values = [self.eval(a.value) for a in node.args]
+            values = [self._eval(a.value) for a in node.args]
             if name == "cbind":
                 return np.column_stack([self.number(v, a.value) for v, a in zip(values, node.args)])
             numbers = [self.number(v, a.value) for v, a in zip(values, node.args)]
@@ -345,13 +381,19 @@ class Evaluator:
             return out
         args = _bind(node, "")
         if name in ("factor", "as.factor", "C"):
-            return self.factor(node, args)
+            return self._factor(node, args)
         if name in ("I", "offset"):
-            return self.eval(args["x"])
-        x = self.eval(args["x"])
+            return self._eval(args["x"])
+        x = self._eval(args["x"])
         if name == "as.numeric":
             if isinstance(x, FactorValue):
                 return (x.codes + 1).astype(np.float64)  # R: a factor's codes
+            if isinstance(x, pd.Categorical):
+                raise ValueError(
+                    f"as.numeric({deparse(args['x'])}) of a categorical column would give "
+                    "its level codes, which depend on the level order of each data set: "
+                    "convert the column in the data instead."
+                )
             if _is_text(x):
                 return _parse_numbers(x, deparse(args["x"]))
             return self.number(x, args["x"])
@@ -361,13 +403,16 @@ class Evaluator:
         if name == "log":
             base = args.get("base")
             out = np.log(x)
-            return out if base is None else out / np.log(self.number(self.eval(base), base))
+            return out if base is None else out / np.log(self.number(self._eval(base), base))
         if name == "round":
             return np.round(x, int(_literal(args["digits"])) if "digits" in args else 0)
-        return self.stateful(node, name, args, x)
+        return self._stateful(node, name, args, x)
 
-    def stateful(self, node, name, args, x):
+    def _stateful(self, node, name, args, x):
         key = deparse(node)
+        degree = int(_literal(args["degree"])) if "degree" in args else 1
+        raw = "raw" in args and _literal(args["raw"])
+        fitted = None
         if self.fitting and key not in self.state:
             if name == "center":
                 self.state[key] = (float(np.mean(x)), None)
@@ -375,28 +420,27 @@ class Evaluator:
                 center = _literal(args["center"]) if "center" in args else True
                 scale = _literal(args["scale"]) if "scale" in args else True
                 self.state[key] = scale_fit(x, center, scale)
-            elif name == "poly" and not ("raw" in args and _literal(args["raw"])):
-                degree = int(_literal(args["degree"])) if "degree" in args else 1
-                self.state[key] = (degree, poly_fit(x, degree)[1])
-            else:
+            elif raw:
                 self.state[key] = None
+            else:
+                fitted, coefs = poly_fit(x, degree)
+                self.state[key] = (degree, coefs)
         state = self.state[key]
         if name in ("center", "scale"):
             center, scale = state
             out = x if center is None else x - center
             return out if scale is None else out / scale
-        degree = int(_literal(args["degree"])) if "degree" in args else 1
-        if state is None:  # raw = TRUE
+        if raw:
             values = np.column_stack([x**k for k in range(1, degree + 1)])
-        elif self.fitting:
-            values = poly_fit(x, degree)[0]
+        elif fitted is not None:
+            values = fitted  # R's poly() on the training data: the QR basis itself
         else:
-            values = poly_predict(x, state[1], degree)
+            values = poly_predict(x, state[1], degree)  # R's predict(poly): the recurrence
         return MatrixValue(values, tuple(str(k) for k in range(1, degree + 1)))
 
-    def factor(self, node, args):
+    def _factor(self, node, args):
         key = deparse(node)
-        x = self.eval(args["x"])
+        x = self._eval(args["x"])
         source = deparse(args["x"])
         if isinstance(x, MatrixValue):
             raise ValueError(f"{source!r} has several columns and cannot be a factor.")

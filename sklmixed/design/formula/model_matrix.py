@@ -68,7 +68,25 @@ class MatrixSpec:
     text: str
 
     def matrix(self, values, n):
-        """The model matrix of ``values`` (variable key -> evaluated value), ``n`` rows."""
+        """The model matrix of new data.
+
+        Parameters
+        ----------
+        values : dict
+            Variable key -> evaluated value.
+        n : int
+            Rows.
+
+        Returns
+        -------
+        ndarray of shape (n, len(names))
+
+        Raises
+        ------
+        ValueError
+            For a variable of another type than at fit, an unseen level, or a column
+            with non-finite or overflowing values.
+        """
         prepared = {key: self._prepare(key, values[key], n) for key in self.codings}
         factors = {k for k, c in self.codings.items() if not c.numeric}
         return _materialize(self.columns, prepared, factors, n, self.names, self.text)
@@ -214,7 +232,21 @@ def _fill(out, columns, prepared, factors):
 
 
 def check_matrix(matrix, names, text):
-    """ValueError naming the first model column with a non-finite or overflowing value."""
+    """Refuse a model matrix with a non-finite or overflowing value.
+
+    Parameters
+    ----------
+    matrix : ndarray of shape (n, p)
+    names : sequence of str
+        Column names, for the message.
+    text : str
+        The formula side, for the message.
+
+    Raises
+    ------
+    ValueError
+        Naming the first column with NaN, an infinity or a value beyond 1e150.
+    """
     if not matrix.size:
         return
     # Extremes of the whole matrix without an |matrix| copy; NaN propagates through both

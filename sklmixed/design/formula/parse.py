@@ -309,6 +309,16 @@ def parse_formula(text) -> ParsedFormula:
 
 
 def warn_dropped_response(parsed):
-    """R's warning when a term equal to the response was dropped from the right side."""
+    """Warn as R does when a term equal to the response was dropped from the right side.
+
+    Parameters
+    ----------
+    parsed : ParsedFormula
+
+    Warns
+    -----
+    UserWarning
+        R's message, "the response appeared on the right-hand side and was dropped".
+    """
     if parsed.response_dropped:
         warnings.warn(RESPONSE_DROPPED, UserWarning, stacklevel=3)

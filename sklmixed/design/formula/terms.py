@@ -44,11 +44,31 @@ class TermSpec:
     nodes: tuple
 
     def node(self, key):
-        """The expression node of variable ``key``."""
+        """The expression node of a variable.
+
+        Parameters
+        ----------
+        key : str
+            A key of :attr:`variables`.
+
+        Returns
+        -------
+        node
+        """
         return self.nodes[self.variables.index(key)]
 
     def label(self, term):
-        """R's term label: ``"a:b"``."""
+        """R's label of a term.
+
+        Parameters
+        ----------
+        term : tuple of str
+
+        Returns
+        -------
+        str
+            ``"a:b"``.
+        """
         return ":".join(term)
 
 
@@ -165,10 +185,18 @@ class _Expander:
 
 
 def flatten_sum(node):
-    """The top-level ``+``/``-`` pieces of a side as ``(sign, node)`` pairs.
+    """The top-level ``+``/``-`` pieces of a formula side.
 
-    ``a + b - c`` gives ``[("+", a), ("+", b), ("-", c)]``; a leading unary sign
-    belongs to its piece (``-1 + x``).
+    Parameters
+    ----------
+    node
+        A node of :mod:`.syntax`.
+
+    Returns
+    -------
+    list of (str, node)
+        ``a + b - c`` gives ``[("+", a), ("+", b), ("-", c)]``; a leading unary sign
+        belongs to its piece (``-1 + x``).
     """
     pieces = []
     stack = [("+", node)]

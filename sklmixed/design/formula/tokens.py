@@ -72,24 +72,67 @@ _FAST = re.compile(
 
 
 def quote_error(text, start, end, message):
-    """A ValueError quoting ``text[start:end]`` of formula ``text``."""
+    """A ValueError quoting a piece of a formula.
+
+    Parameters
+    ----------
+    text : str
+        The formula.
+    start, end : int
+        The piece's offsets (an empty piece quotes the rest of the text).
+    message : str
+
+    Returns
+    -------
+    ValueError
+    """
     piece = text[start:end] if end > start else text[start:] or text
     return ValueError(f"{message}: {piece!r} in the formula {text!r}.")
 
 
 def is_name_start(ch):
-    # R: a letter or '.'; never '_' or a digit. Python's identifier classes define
-    # "letter" for every script, as they do for Python's own names.
+    """Whether character ``ch`` may start an R name: a letter or ``.``.
+
+    Parameters
+    ----------
+    ch : str
+
+    Returns
+    -------
+    bool
+    """
+    # Never '_' or a digit. Python's identifier classes define "letter" for every
+    # script, as they do for Python's own names.
     return ch == "." or (ch != "_" and ch.isidentifier())
 
 
 def is_name_part(ch):
+    """Whether character ``ch`` may continue an R name: a letter, digit, ``.`` or ``_``.
+
+    Parameters
+    ----------
+    ch : str
+
+    Returns
+    -------
+    bool
+    """
     return ch in "._" or ("a" + ch).isidentifier()
 
 
 def normalize_name(name):
-    """A name as Python normalizes identifiers (NFKC): fullwidth and mathematical
-    letters fold to their plain forms, so look-alikes name the same thing."""
+    """A name as Python normalizes identifiers (NFKC).
+
+    Parameters
+    ----------
+    name : str
+
+    Returns
+    -------
+    str
+        Fullwidth and mathematical letters folded to their plain forms, so that
+        look-alikes name the same thing.
+    """
     return unicodedata.normalize("NFKC", name)
 
 

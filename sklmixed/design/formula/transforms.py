@@ -53,7 +53,23 @@ class Levels:
     labels: tuple
 
     def codes(self, values, variable):
-        """Codes of ``values`` in these levels; ValueError naming an unseen level."""
+        """Codes of new values in these levels.
+
+        Parameters
+        ----------
+        values : array-like or FactorValue
+        variable : str
+            The variable's name, for the message.
+
+        Returns
+        -------
+        ndarray of intp
+
+        Raises
+        ------
+        ValueError
+            Naming the variable and the levels not seen in the training data.
+        """
         if isinstance(values, FactorValue):
             values = values.labels()
             index = pd.Index(self.labels, dtype=object)
@@ -78,6 +94,11 @@ def learn_levels(values, *, logical_both=True):
     fits with ``drop.unused.levels = TRUE``); numbers are sorted numerically and
     strings in C-locale (code point) order; a logical has the levels FALSE, TRUE
     (both, as R's ``model.matrix`` codes a logical) unless ``logical_both`` is False.
+
+    Parameters
+    ----------
+    values : ndarray, pandas.Categorical or FactorValue
+    logical_both : bool, default=True
 
     Returns
     -------
@@ -110,7 +131,20 @@ def learn_levels(values, *, logical_both=True):
 
 
 def scale_fit(x, center, scale):
-    """R's ``scale(x, center, scale)`` of training ``x``: (centre or None, scale or None)."""
+    """The state of R's ``scale(x, center, scale)`` on training ``x``.
+
+    Parameters
+    ----------
+    x : ndarray
+    center, scale : bool
+
+    Returns
+    -------
+    centre : float or None
+        The mean, if centring.
+    scale : float or None
+        The standard deviation (or root mean square without centring), if scaling.
+    """
     c = float(np.mean(x)) if center else None
     centred = x - c if center else x
     s = None
@@ -127,6 +161,12 @@ def poly_fit(x, degree):
     The basis is the QR decomposition of the centred Vandermonde matrix, columns
     scaled to unit norm; ``alpha`` and ``norm2`` describe the three-term recurrence
     that reproduces the same polynomials on new data (R's ``coefs``).
+
+    Parameters
+    ----------
+    x : ndarray
+    degree : int
+        Less than the number of unique values of ``x``.
 
     Returns
     -------
@@ -153,7 +193,19 @@ def poly_fit(x, degree):
 
 
 def poly_predict(x, coefs, degree):
-    """The polynomials of :func:`poly_fit` on new ``x``, by the three-term recurrence."""
+    """The polynomials of :func:`poly_fit` on new data, by the three-term recurrence.
+
+    Parameters
+    ----------
+    x : ndarray
+    coefs : tuple
+        From :func:`poly_fit`.
+    degree : int
+
+    Returns
+    -------
+    ndarray of shape (len(x), degree)
+    """
     alpha, norm2 = coefs
     x = np.asarray(x, dtype=np.float64)
     z = np.empty((x.size, degree + 1))
