@@ -176,6 +176,15 @@ def test_factor_calls_and_their_levels(small):
         design.fixed_matrix(small.assign(sex="U"))
 
 
+def test_logicals_at_predict_match_levels_by_value(small):
+    data = small.assign(big=small.x > 0.7)
+    design = FormulaDesign("y ~ big + sex + (1 | school)").fit(data)
+    new = pd.DataFrame({"big": [True, False], "sex": ["M", "F"], "school": [1, 1]})
+    np.testing.assert_array_equal(design.fixed_matrix(new), [[1, 1, 1], [1, 0, 0]])
+    with pytest.raises(ValueError, match="'sex' has level"):
+        design.fixed_matrix(new.assign(sex=[True, False]))
+
+
 def test_group_columns_of_object_numbers(small):
     data = small.assign(school=small.school.astype(object))
     (bar,) = FormulaDesign("y ~ x + (1 | school)").fit(data).random_terms(data)

@@ -9,6 +9,7 @@ scientific notation by width, which :func:`format_number` reproduces.
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 
@@ -20,6 +21,8 @@ __all__ = ["deparse", "format_level", "format_number", "formulaic_text", "r_name
 # R's deparse puts spaces around these binary operators and none around the others
 # ("/", "^", ":", "%%", "%/%").
 _SPACED = frozenset("~ | || & == != < <= > >= + - * %in%".split())
+_ASCII_NAME = re.compile(r"(?:[A-Za-z]|\.(?![0-9]))[A-Za-z0-9._]*\Z")
+_WORDS = RESERVED | {"TRUE", "FALSE"}
 _ESCAPE = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r", "\0": "\\0"}
 
 
@@ -93,6 +96,8 @@ def r_name(name):
     str
         ``name`` itself if it is a syntactic R name, else in backticks.
     """
+    if _ASCII_NAME.match(name) and name not in _WORDS:  # the usual name, quickly
+        return name
     syntactic = (
         name
         and is_name_start(name[0])

@@ -67,9 +67,9 @@ class RandomTermData:
 
 def _columns_of(spec):
     used = dict.fromkeys(k for term in spec.terms for k in term)
-    names = []
+    names = {}  # an ordered set: a long formula stays linear
     for key in used:
-        names.extend(n for n in names_in(spec.node(key)) if n not in names)
+        names.update(dict.fromkeys(names_in(spec.node(key))))
     return tuple(names)
 
 

@@ -97,8 +97,12 @@ class MatrixSpec:
             return _numeric_data(key, value, n, self.text, coding)
         if isinstance(value, MixedColumn):
             raise value.error()
-        if isinstance(value, np.ndarray) and value.dtype.kind == "b":
-            return value.astype(np.intp)  # levels FALSE, TRUE
+        if (
+            isinstance(value, np.ndarray)
+            and value.dtype.kind == "b"
+            and coding.levels.values == (False, True)
+        ):
+            return value.astype(np.intp)  # a logical: its codes are its values
         return coding.levels.codes(value, key)
 
 

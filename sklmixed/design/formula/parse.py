@@ -97,7 +97,7 @@ def _unwrap(node):
 
 
 def _is_intercept_mark(node):
-    return isinstance(node, Number) and node.value in (0.0, 1.0) and not node.integer
+    return isinstance(node, Number) and node.value in (0.0, 1.0)
 
 
 def _side_text(text, pieces, intercept):

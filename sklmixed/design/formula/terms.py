@@ -12,6 +12,7 @@ by their first appearance, so ``a + b:a`` names its second column ``a:b`` as R d
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from .deparse import deparse
 from .syntax import Binary, Call, Logical, Number, Paren, String, Unary
@@ -55,7 +56,11 @@ class TermSpec:
         -------
         node
         """
-        return self.nodes[self.variables.index(key)]
+        return self._node_of[key]
+
+    @cached_property
+    def _node_of(self):
+        return dict(zip(self.variables, self.nodes))
 
     def label(self, term):
         """R's label of a term.

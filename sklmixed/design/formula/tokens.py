@@ -67,7 +67,9 @@ class Token(NamedTuple):
 # The common tokens of a long formula in one regular expression; anything it does not
 # take (strings, backticks, non-ASCII names, errors) goes through the readers below.
 _FAST = re.compile(
-    r"(?P<ws>[ \t\n\r]+)|(?P<name>[A-Za-z][A-Za-z0-9._]*)|(?P<op>[+~*:|()^,-](?![|*]))"
+    r"(?P<ws>[ \t\n\r]+)"
+    r"|(?P<name>[A-Za-z][A-Za-z0-9._]*)(?![^\x00-\x7f]|[A-Za-z0-9._])"  # a whole ASCII name
+    r"|(?P<op>[+~*:|()^,-](?![|*]))"
 )
 
 
@@ -259,14 +261,11 @@ def tokenize(text):
                 tokens.append(Token("op", match.group(), pos, end))
                 pos = end
                 continue
-            if end >= n or not (is_name_part(text[end])):
-                name = match.group()
-                if name in _WORDS:  # reserved words and TRUE/FALSE: the full reader
-                    pass
-                else:
-                    tokens.append(Token("name", name, pos, end))
-                    pos = end
-                    continue
+            name = match.group()
+            if name not in _WORDS:  # reserved words and TRUE/FALSE: the full reader
+                tokens.append(Token("name", name, pos, end))
+                pos = end
+                continue
         ch = text[pos]
         if ch.isspace():
             pos += 1
