@@ -248,3 +248,17 @@ def test_term_algebra_matches_rs_terms(rhs, labels):
 def test_names_deparse_as_r(rhs, name):
     d = pd.DataFrame({"a": np.arange(1.0, 7.0)})
     assert FormulaDesign(f"~ {rhs}").fit(d).fixed_names == ["(Intercept)", name]
+
+
+def test_unused_levels_are_dropped_as_lme4_drops_them():
+    # d$f <- factor(c("a","b","c","a","b","c","a","b"), levels = c("c", "a", "b", "zz"))
+    # names(fixef(lmer(y ~ f + (1 | g), d))): "(Intercept)" "fa" "fb" (lme4 builds its
+    # model frame with drop.unused.levels = TRUE; model.matrix alone would add "fzz")
+    d = pd.DataFrame(
+        {
+            "y": np.arange(8.0),
+            "f": pd.Categorical(list("abcabcab"), categories=["c", "a", "b", "zz"]),
+            "g": list("uuvvuvuv"),
+        }
+    )
+    assert FormulaDesign("y ~ f + (1 | g)").fit(d).fixed_names == ["(Intercept)", "fa", "fb"]
