@@ -145,6 +145,13 @@ def checked_column(data, name):
     column = data[name]
     if isinstance(column, pd.DataFrame):
         raise ValueError(f"The data has several columns named {name!r}.")
+    dtype = column.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind in "iub":
+        return column
+    if isinstance(dtype, np.dtype) and dtype.kind == "f":
+        values = column.to_numpy()
+        if not values.size or not np.isnan(values.min()):  # NaN propagates: one pass
+            return column
     nulls = missing_mask(column)
     if nulls.any():
         raise ValueError(

@@ -120,15 +120,17 @@ class _Pass:
     """One pass over a data frame: each column read and each expression evaluated once."""
 
     def __init__(self, data, state, fitting):
-        self.data = data
-        self.columns = {}
-        self.values = {}
-        self.evaluate = Evaluator(self.column, state, fitting)
+        columns = {}
 
-    def column(self, name):
-        if name not in self.columns:
-            self.columns[name] = read_variable(self.data, name)
-        return self.columns[name]
+        def column(name):
+            # A closure, not a bound method: no reference cycle for the collector.
+            if name not in columns:
+                columns[name] = read_variable(data, name)
+            return columns[name]
+
+        self.column = column
+        self.values = {}
+        self.evaluate = Evaluator(column, state, fitting)
 
     def variables(self, spec):
         """Variable key -> value, for the variables in ``spec``'s terms."""
@@ -136,7 +138,10 @@ class _Pass:
         for term in spec.terms:
             for key in term:
                 if key not in self.values:
-                    self.values[key] = self.evaluate(spec.node(key))
+                    node = spec.node(key)
+                    # A plain column (the usual variable) needs no evaluator.
+                    value = self.column(node.name) if type(node) is Name else self.evaluate(node)
+                    self.values[key] = value
                 out[key] = self.values[key]
         return out
 

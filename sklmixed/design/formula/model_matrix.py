@@ -12,6 +12,7 @@ variable fastest, and names join the variables' names with ``:``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import product
 
 import numpy as np
@@ -166,20 +167,32 @@ def fit_matrix(spec, values, n, text):
     codings, prepared = {}, {}
     for key in used:
         codings[key], prepared[key] = _coding_at_fit(key, values[key], n, text)
+    columns, names = _columns(spec.intercept, spec.terms, tuple(codings.items()), text)
+    matrix_spec = MatrixSpec(codings, columns, names, text)
+    factors = {k for k, c in codings.items() if not c.numeric}
+    matrix = _materialize(columns, prepared, factors, n, names, text)
+    return matrix_spec, matrix
+
+
+@lru_cache(maxsize=256)
+def _columns(intercept, terms, codings, text):
+    """What each column multiplies, and its name: from the terms and codings alone, so
+    refitting the same formula on data of the same kinds reuses them (cached)."""
+    codings = dict(codings)
     is_factor = {k: not c.numeric for k, c in codings.items()}
     # Indicators for the first factor of the first term with one, without an intercept.
     first_factor = None
-    if not spec.intercept:
+    if not intercept:
         first_factor = next(
-            ((i, j) for i, t in enumerate(spec.terms) for j, k in enumerate(t) if is_factor[k]),
+            ((i, j) for i, t in enumerate(terms) for j, k in enumerate(t) if is_factor[k]),
             None,
         )
     columns, names = [], []
-    if spec.intercept:
+    if intercept:
         columns.append(())
         names.append(INTERCEPT)
-    sets = [frozenset(t) for t in spec.terms]
-    for i, term in enumerate(spec.terms):
+    sets = [frozenset(t) for t in terms]
+    for i, term in enumerate(terms):
         choices = []  # per variable: [(index, name piece), ...]
         for j, key in enumerate(term):
             coding = codings[key]
@@ -202,10 +215,7 @@ def fit_matrix(spec, values, n, text):
             combo = combo[::-1]
             columns.append(tuple((key, c[0]) for key, c in zip(term, combo)))
             names.append(":".join(c[1] for c in combo))
-    matrix_spec = MatrixSpec(codings, tuple(columns), tuple(names), text)
-    factors = {k for k, flag in is_factor.items() if flag}
-    matrix = _materialize(matrix_spec.columns, prepared, factors, n, matrix_spec.names, text)
-    return matrix_spec, matrix
+    return tuple(columns), tuple(names)
 
 
 def _materialize(columns, prepared, factors, n, names, text):
