@@ -16,7 +16,7 @@ import numpy as np
 from .syntax import Binary, Call, Logical, Name, Number, Paren, String, Unary
 from .tokens import RESERVED, is_name_part, is_name_start, tokenize
 
-__all__ = ["deparse", "format_level", "format_number", "formulaic_text", "r_name"]
+__all__ = ["deparse", "format_level", "format_number", "normalized_text", "r_name"]
 
 # R's deparse puts spaces around these binary operators and none around the others
 # ("/", "^", ":", "%%", "%/%").
@@ -158,7 +158,7 @@ def deparse(node):
     raise TypeError(f"not a formula node: {node!r}")  # pragma: no cover
 
 
-def formulaic_text(text, start, end):
+def normalized_text(text, start, end):
     """The piece ``text[start:end]`` in the syntax of the normalized text fields.
 
     Kept for :class:`~.parse.ParsedFormula`'s text fields, which read as before:

@@ -14,7 +14,7 @@ import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from .deparse import deparse, formulaic_text, r_name
+from .deparse import deparse, normalized_text, r_name
 from .expressions import check_expression
 from .syntax import Binary, Call, Name, Number, Paren, Unary, parse_expression
 from .terms import TermSpec, expand_terms, flatten_sum
@@ -107,7 +107,7 @@ def _side_text(text, pieces, intercept):
         if isinstance(node, Name) and not node.quoted:
             out += f" {sign} {text[node.start : node.end]}"  # the usual piece, as written
         elif not _is_intercept_mark(node):
-            out += f" {sign} {formulaic_text(text, node.start, node.end)}"
+            out += f" {sign} {normalized_text(text, node.start, node.end)}"
     return out
 
 
