@@ -205,10 +205,15 @@ def read_variable(data, name):
     ndarray or pandas.Categorical or MixedColumn
         float/int numbers, bool logicals, object text, a Categorical as it is.
     """
-    column = checked_column(data, name)
-    dtype = column.dtype
+    column = data[name]
+    dtype = column.dtype if isinstance(column, pd.Series) else None
+    if isinstance(dtype, np.dtype) and dtype.kind in "iufb":  # the usual case, first
+        values = column.to_numpy()
+        if dtype.kind != "f" or not values.size or not np.isnan(values.min()):
+            return values  # no missing value: NaN propagates through min, one pass
+    column = checked_column(data, name)  # missing values, duplicated names: the errors
     if isinstance(dtype, np.dtype):
-        if dtype.kind in "iufb":  # the usual case, first
+        if dtype.kind in "iufb":
             return column.to_numpy()
         if dtype == object:
             return _read_object(name, column.to_numpy())
