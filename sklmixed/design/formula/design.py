@@ -14,6 +14,7 @@ from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
+import pandas as pd
 
 from .columns import (
     MixedColumn,
@@ -319,6 +320,8 @@ class FormulaDesign:
             return value.astype(np.float64)
         if isinstance(value, MixedColumn):
             raise value.error()
+        if not isinstance(value, (np.ndarray, pd.Categorical)):
+            raise ValueError(f"The response {deparse(node)!r} is a constant, not a variable.")
         what = f"column {node.name!r}" if isinstance(node, Name) else repr(deparse(node))
         dtype = checked_column(data, node.name).dtype if isinstance(node, Name) else "text"
         raise ValueError(f"The response {what} is not numeric (dtype {dtype}).")
