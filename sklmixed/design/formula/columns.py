@@ -150,7 +150,7 @@ def checked_column(data, name):
         return column
     if isinstance(dtype, np.dtype) and dtype.kind == "f":
         values = column.to_numpy()
-        if not values.size or not np.isnan(values.min()):  # NaN propagates: one pass
+        if not values.size or not np.isnan(np.minimum.reduce(values)):  # NaN propagates
             return column
     nulls = missing_mask(column)
     if nulls.any():
@@ -209,7 +209,7 @@ def read_variable(data, name):
     dtype = column.dtype if isinstance(column, pd.Series) else None
     if isinstance(dtype, np.dtype) and dtype.kind in "iufb":  # the usual case, first
         values = column.to_numpy()
-        if dtype.kind != "f" or not values.size or not np.isnan(values.min()):
+        if dtype.kind != "f" or not values.size or not np.isnan(np.minimum.reduce(values)):
             return values  # no missing value: NaN propagates through min, one pass
     column = checked_column(data, name)  # missing values, duplicated names: the errors
     if isinstance(dtype, np.dtype):

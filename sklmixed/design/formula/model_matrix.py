@@ -12,7 +12,7 @@ variable fastest, and names join the variables' names with ``:``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from itertools import product
 
 import numpy as np
@@ -89,8 +89,11 @@ class MatrixSpec:
             with non-finite or overflowing values.
         """
         prepared = {key: self._prepare(key, values[key], n) for key in self.codings}
-        factors = {k for k, c in self.codings.items() if not c.numeric}
-        return _materialize(self.columns, prepared, factors, n, self.names, self.text)
+        return _materialize(self.columns, prepared, self._factors, n, self.names, self.text)
+
+    @cached_property
+    def _factors(self):
+        return frozenset(k for k, c in self.codings.items() if not c.numeric)
 
     def _prepare(self, key, value, n):
         coding = self.codings[key]
@@ -220,8 +223,9 @@ def _columns(intercept, terms, codings, text):
 
 def _materialize(columns, prepared, factors, n, names, text):
     out = np.empty((n, len(columns)), order="F")  # columns written and checked whole
-    with np.errstate(all="ignore"):  # inf * 0: check_matrix names the column
-        _fill(out, columns, prepared, factors)
+    # No np.errstate here (a measurable share of a small matrix): inf * 0 in a product
+    # warns as numpy does, then check_matrix names the column.
+    _fill(out, columns, prepared, factors)
     check_matrix(out, names, text)
     return out
 
@@ -265,7 +269,10 @@ def check_matrix(matrix, names, text):
         return
     # Extremes of the whole matrix without an |matrix| copy; NaN propagates through both
     # (and fails the comparison). Only a failing matrix is searched for the column.
-    if -matrix.min() <= MAX_MAGNITUDE and matrix.max() <= MAX_MAGNITUDE:
+    if (
+        -np.minimum.reduce(matrix, axis=None) <= MAX_MAGNITUDE
+        and np.maximum.reduce(matrix, axis=None) <= MAX_MAGNITUDE
+    ):
         return
     top = np.maximum(-matrix.min(axis=0), matrix.max(axis=0))
     bad = np.flatnonzero(~(top <= MAX_MAGNITUDE))
