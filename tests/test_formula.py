@@ -1,4 +1,4 @@
-"""lme4 formula parsing and design matrices (sklmixed._formula)."""
+"""lme4 formula parsing and design matrices (sklmixed.design.formula)."""
 
 import pickle
 import re
@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sklmixed._formula import (
-    FormulaDesign,
+from sklmixed.design.arrays import RawTerm
+from sklmixed.design.formula import (
+    FormulaTerms,
     ParsedFormula,
     RandomBar,
-    RandomTermData,
     parse_formula,
 )
 
@@ -143,7 +143,7 @@ def test_dotted_names_are_columns_not_attributes():
         ("y ~ x + (1 + | g)", "(1 + | g)"),
         ("y ~ x + (0 | g)", "(0 | g)"),
         ("y ~ x + (1 | g) - (1 | h)", "(1 | h)"),
-        ("log(y) ~ x", "log(y)"),
+        ("y + z ~ x", "y + z"),
         ("y ~ x ~ z", "y ~ x ~ z"),
         ("y ~ x +", "x +"),
         ("y ~ .", "."),
@@ -162,7 +162,6 @@ def test_malformed_formula_quotes_the_offending_piece(text, quoted):
     "text",
     [
         "y ~ os.system(x)",
-        "y ~ offset(x)",
         "y ~ np.log(x)",
         "y ~ I(__import__('os'))",
         "y ~ I(x @ z)",
@@ -183,7 +182,7 @@ def test_not_a_string():
 
 
 def test_exam_cross_level_interaction(exam):
-    design = FormulaDesign("normexam ~ standLRT * schavg + (1 + standLRT | school)").fit(exam)
+    design = FormulaTerms("normexam ~ standLRT * schavg + (1 + standLRT | school)").fit(exam)
     assert design.response == "normexam"
     assert design.variables == ["standLRT", "schavg", "school"]
     assert design.fixed_names == ["(Intercept)", "standLRT", "schavg", "standLRT:schavg"]
@@ -192,7 +191,7 @@ def test_exam_cross_level_interaction(exam):
     np.testing.assert_array_equal(X[:, 0], 1.0)
     np.testing.assert_array_equal(X[:, 3], exam.standLRT * exam.schavg)
     (term,) = design.random_terms(exam)
-    assert isinstance(term, RandomTermData)
+    assert isinstance(term, RawTerm)
     assert term.group_name == "school"
     assert term.column_names == ("(Intercept)", "standLRT")
     assert term.correlated
@@ -202,7 +201,7 @@ def test_exam_cross_level_interaction(exam):
 
 
 def test_exam_categorical_names(exam):
-    design = FormulaDesign("normexam ~ standLRT + sex + schgend + (1 | school)").fit(exam)
+    design = FormulaTerms("normexam ~ standLRT + sex + schgend + (1 | school)").fit(exam)
     # Strings: levels sorted as R's read.csv sorts them, first level the reference.
     assert design.fixed_names == ["(Intercept)", "standLRT", "sexM", "schgendgirls", "schgendmixed"]
     X = design.fixed_matrix(exam)
@@ -211,12 +210,12 @@ def test_exam_categorical_names(exam):
     mlmrev = exam.assign(
         schgend=pd.Categorical(exam.schgend, categories=["mixed", "boys", "girls"])
     )
-    design = FormulaDesign("normexam ~ standLRT + sex + schgend + (1 | school)").fit(mlmrev)
+    design = FormulaTerms("normexam ~ standLRT + sex + schgend + (1 | school)").fit(mlmrev)
     assert design.fixed_names == ["(Intercept)", "standLRT", "sexM", "schgendboys", "schgendgirls"]
 
 
 def test_exam_poly_and_categorical_slope(exam):
-    design = FormulaDesign("normexam ~ standLRT + I(standLRT^2) + (0 + sex | school)").fit(exam)
+    design = FormulaTerms("normexam ~ standLRT + I(standLRT^2) + (0 + sex | school)").fit(exam)
     assert design.fixed_names == ["(Intercept)", "standLRT", "I(standLRT^2)"]
     np.testing.assert_allclose(design.fixed_matrix(exam)[:, 2], exam.standLRT**2)
     (term,) = design.random_terms(exam)
@@ -226,7 +225,7 @@ def test_exam_poly_and_categorical_slope(exam):
 
 
 def test_power_inside_I_is_arithmetic(small):
-    design = FormulaDesign("y ~ x + I(x^2) + I((x + 1)^2/2) + (1 | school)").fit(small)
+    design = FormulaTerms("y ~ x + I(x^2) + I((x + 1)^2/2) + (1 | school)").fit(small)
     assert design.fixed_names == ["(Intercept)", "x", "I(x^2)", "I((x + 1)^2/2)"]
     X = design.fixed_matrix(small)
     np.testing.assert_allclose(X[:, 2], small.x**2)
@@ -234,7 +233,7 @@ def test_power_inside_I_is_arithmetic(small):
 
 
 def test_power_outside_I_is_interaction(small):
-    design = FormulaDesign("y ~ (x + z + sex)^2 + (1 | school)").fit(small)
+    design = FormulaTerms("y ~ (x + z + sex)^2 + (1 | school)").fit(small)
     assert design.fixed_names == [
         "(Intercept)",
         "x",
@@ -248,19 +247,19 @@ def test_power_outside_I_is_interaction(small):
 
 def test_interaction_names_follow_r_variable_order(small):
     # R names the column after the order the variables first appear: x before sex.
-    design = FormulaDesign("y ~ x + sex:x + (1 | school)").fit(small)
+    design = FormulaTerms("y ~ x + sex:x + (1 | school)").fit(small)
     assert design.fixed_names == ["(Intercept)", "x", "x:sexM"]
 
 
 def test_logical_column_is_a_factor_as_in_r(small):
     data = small.assign(big=small.x > 0.7)
-    design = FormulaDesign("y ~ big + (1 | school)").fit(data)
+    design = FormulaTerms("y ~ big + (1 | school)").fit(data)
     assert design.fixed_names == ["(Intercept)", "bigTRUE"]
     np.testing.assert_array_equal(design.fixed_matrix(data)[:, 1], data.big)
 
 
 def test_factor_of_a_numeric_column(small):
-    design = FormulaDesign("y ~ factor(school) + (1 | sex)").fit(small)
+    design = FormulaTerms("y ~ factor(school) + (1 | sex)").fit(small)
     assert design.fixed_names == [
         "(Intercept)",
         "factor(school)2",
@@ -270,7 +269,7 @@ def test_factor_of_a_numeric_column(small):
 
 
 def test_double_vert_keeps_a_factors_columns_together(small):
-    design = FormulaDesign("y ~ x + (1 + sex + x || school)").fit(small)
+    design = FormulaTerms("y ~ x + (1 + sex + x || school)").fit(small)
     terms = design.random_terms(small)
     assert [(t.column_names, t.correlated) for t in terms] == [
         (("(Intercept)",), False),
@@ -281,7 +280,7 @@ def test_double_vert_keeps_a_factors_columns_together(small):
 
 
 def test_nested_and_interaction_group_labels(small):
-    design = FormulaDesign("y ~ 1 + (1 | batch/cask) + (1 | batch:cask)").fit(small)
+    design = FormulaTerms("y ~ 1 + (1 | batch/cask) + (1 | batch:cask)").fit(small)
     nested, outer, interaction = design.random_terms(small)
     assert (nested.group_name, outer.group_name, interaction.group_name) == (
         "cask:batch",
@@ -296,7 +295,7 @@ def test_nested_and_interaction_group_labels(small):
 
 def test_numeric_group_labels_in_interactions_look_like_r(small):
     data = small.assign(school=small.school.astype(float))
-    (term,) = FormulaDesign("y ~ (1 | school:sex)").fit(data).random_terms(data)
+    (term,) = FormulaTerms("y ~ (1 | school:sex)").fit(data).random_terms(data)
     assert term.labels[0] == "1:F"
 
 
@@ -304,7 +303,7 @@ def test_numeric_group_labels_in_interactions_look_like_r(small):
 
 
 def test_new_data_reuses_levels_and_transforms(small):
-    design = FormulaDesign("y ~ center(x) + sex + (1 + sex | school)").fit(small)
+    design = FormulaTerms("y ~ center(x) + sex + (1 + sex | school)").fit(small)
     new = pd.DataFrame({"x": [10.0], "sex": ["M"], "school": [2]})
     X = design.fixed_matrix(new)
     # center() subtracts the training mean; one level in new data still gives sexM.
@@ -315,7 +314,7 @@ def test_new_data_reuses_levels_and_transforms(small):
 
 
 def test_new_data_categorical_with_other_level_order(small):
-    design = FormulaDesign("y ~ sex + (1 | school)").fit(small)
+    design = FormulaTerms("y ~ sex + (1 | school)").fit(small)
     new = pd.DataFrame(
         {"sex": pd.Categorical(["M", "F"], categories=["M", "F", "X"]), "school": [1, 1]}
     )
@@ -323,63 +322,63 @@ def test_new_data_categorical_with_other_level_order(small):
 
 
 def test_unseen_level_names_variable_and_level(small):
-    design = FormulaDesign("y ~ x + sex + (1 | school)").fit(small)
+    design = FormulaTerms("y ~ x + sex + (1 | school)").fit(small)
     new = pd.DataFrame({"x": [0.0, 1.0], "sex": ["F", "U"], "school": [1, 1]})
     with pytest.raises(ValueError, match=r"'sex'.*'U'"):
         design.fixed_matrix(new)
 
 
 def test_unseen_level_in_random_slope(small):
-    design = FormulaDesign("y ~ x + (0 + sex | school)").fit(small)
+    design = FormulaTerms("y ~ x + (0 + sex | school)").fit(small)
     new = pd.DataFrame({"x": [0.0], "sex": ["U"], "school": [1]})
     with pytest.raises(ValueError, match=r"'sex'.*'U'"):
         design.random_terms(new)
 
 
 def test_unseen_level_of_factor_call(small):
-    design = FormulaDesign("y ~ factor(school) + (1 | sex)").fit(small)
+    design = FormulaTerms("y ~ factor(school) + (1 | sex)").fit(small)
     with pytest.raises(ValueError, match=r"'school'.*\b9\b"):
         design.fixed_matrix(pd.DataFrame({"school": [9], "sex": ["F"]}))
 
 
 def test_unseen_group_label_is_not_an_error(small):
-    design = FormulaDesign("y ~ x + (1 | school)").fit(small)
+    design = FormulaTerms("y ~ x + (1 | school)").fit(small)
     (term,) = design.random_terms(pd.DataFrame({"x": [0.0], "school": [99]}))
     assert list(term.labels) == [99]
 
 
 def test_missing_column_is_named(small):
-    design = FormulaDesign("y ~ x + z + (1 | school)").fit(small)
+    design = FormulaTerms("y ~ x + z + (1 | school)").fit(small)
     with pytest.raises(ValueError, match=r"\['z'\]"):
         design.fixed_matrix(small.drop(columns="z"))
     with pytest.raises(ValueError, match="'school'"):
-        FormulaDesign("y ~ x + (1 | school)").fit(small.drop(columns="school"))
+        FormulaTerms("y ~ x + (1 | school)").fit(small.drop(columns="school"))
 
 
 def test_missing_values_are_an_error_naming_the_column(small):
     data = small.assign(x=small.x.where(small.index != 3))
     with pytest.raises(ValueError, match="'x'"):
-        FormulaDesign("y ~ x + (1 | school)").fit(data)
+        FormulaTerms("y ~ x + (1 | school)").fit(data)
     data = small.assign(school=small.school.where(small.index != 3))
     with pytest.raises(ValueError, match="'school'"):
-        FormulaDesign("y ~ x + (1 | school)").fit(data)
-    design = FormulaDesign("y ~ x + (1 | school)").fit(small)
+        FormulaTerms("y ~ x + (1 | school)").fit(data)
+    design = FormulaTerms("y ~ x + (1 | school)").fit(small)
     with pytest.raises(ValueError, match="'y'"):
         design.response_vector(small.assign(y=np.nan))
 
 
 def test_response_only_when_the_formula_has_one(small):
-    design = FormulaDesign("~ x + (1 | school)").fit(small)
+    design = FormulaTerms("~ x + (1 | school)").fit(small)
     assert design.response is None
     with pytest.raises(ValueError, match="no response"):
         design.response_vector(small)
     # The response is not needed to build the design at predict time.
-    design = FormulaDesign("y ~ x + (1 | school)").fit(small)
+    design = FormulaTerms("y ~ x + (1 | school)").fit(small)
     assert design.fixed_matrix(small.drop(columns="y")).shape == (8, 2)
 
 
 def test_not_fitted_and_not_a_frame(small):
-    design = FormulaDesign("y ~ x + (1 | school)")
+    design = FormulaTerms("y ~ x + (1 | school)")
     with pytest.raises(RuntimeError, match="fit"):
         design.fixed_matrix(small)
     with pytest.raises(TypeError, match="DataFrame"):
@@ -387,58 +386,54 @@ def test_not_fitted_and_not_a_frame(small):
 
 
 def test_design_pickles(small):
-    design = FormulaDesign("y ~ center(x) * sex + (1 + x | school)").fit(small)
+    design = FormulaTerms("y ~ center(x) * sex + (1 + x | school)").fit(small)
     again = pickle.loads(pickle.dumps(design))
     np.testing.assert_array_equal(again.fixed_matrix(small), design.fixed_matrix(small))
     assert again.fixed_names == design.fixed_names
 
 
 def test_response_must_be_numeric(small):
-    design = FormulaDesign("sex ~ x + (1 | school)").fit(small)
+    design = FormulaTerms("sex ~ x + (1 | school)").fit(small)
     with pytest.raises(ValueError, match="'sex' is not numeric"):
         design.response_vector(small)
 
 
-# -- numeric products are formed without formulaic; the same matrices and names -------
+# -- numeric products: R's names, and the products themselves ------------------------
 
 
 @pytest.mark.parametrize(
-    "rhs",
+    "rhs, names",
+    # R: colnames(model.matrix(~ <rhs>)) with numeric x and z.
     [
-        "1 + x",
-        "x * z",
-        "0 + x + z:x",
-        "z:x + x",
-        "x + x:z:x",
-        "(x + z)^2",
-        "`x` + z - 1",
+        ("1 + x", ["(Intercept)", "x"]),
+        ("x * z", ["(Intercept)", "x", "z", "x:z"]),
+        ("0 + x + z:x", ["x", "x:z"]),
+        ("z:x + x", ["(Intercept)", "x", "z:x"]),
+        ("x + x:z:x", ["(Intercept)", "x", "x:z"]),
+        ("(x + z)^2", ["(Intercept)", "x", "z", "x:z"]),
+        ("`x` + z - 1", ["x", "z"]),
     ],
 )
-def test_numeric_products_match_formulaic(small, rhs, monkeypatch):
-    from formulaic import Formula
-
-    import sklmixed._formula as formula_module
-
+def test_numeric_products_match_r(small, rhs, names):
     formula = f"y ~ {rhs} + ({rhs} | school)"
-    design = FormulaDesign(formula).fit(small)
-    assert isinstance(design._specs["fixed"], formula_module._NumericSpec)  # the fast path
-    with monkeypatch.context() as patch:
-        patch.setattr(formula_module, "_numeric_terms", lambda formula, columns: None)
-        reference = FormulaDesign(formula).fit(small)
-        assert not isinstance(reference._specs["fixed"], formula_module._NumericSpec)
-        expected_X = reference.fixed_matrix(small)
-        ((expected_term,),) = [reference.random_terms(small)]
-    assert design.fixed_names == reference.fixed_names
-    np.testing.assert_array_equal(design.fixed_matrix(small), expected_X)
+    design = FormulaTerms(formula).fit(small)
+    assert design.fixed_names == names
+    expected = np.column_stack(
+        [
+            np.prod([small[v] for v in name.split(":")], axis=0)
+            if name != "(Intercept)"
+            else np.ones(len(small))
+            for name in names
+        ]
+    )
+    np.testing.assert_array_equal(design.fixed_matrix(small), expected)
     (term,) = design.random_terms(small)
-    assert term.column_names == expected_term.column_names
-    np.testing.assert_array_equal(term.Z, expected_term.Z)
-    direct = Formula(rhs, _ordering="degree").get_model_matrix(small, output="numpy")
-    np.testing.assert_array_equal(design.fixed_matrix(small), np.asarray(direct))
+    assert list(term.column_names) == names
+    np.testing.assert_array_equal(term.Z, expected)
 
 
 def test_numeric_column_turned_text_at_predict_is_named(small):
-    design = FormulaDesign("y ~ x + (1 | school)").fit(small)
+    design = FormulaTerms("y ~ x + (1 | school)").fit(small)
     with pytest.raises(ValueError, match="'x'.*numeric in the training data"):
         design.fixed_matrix(small.assign(x=small.sex))
 
@@ -448,25 +443,25 @@ def test_numeric_column_turned_text_at_predict_is_named(small):
     [
         ("y ~ x + (1 | school)", "x"),
         ("y ~ x:z + (1 | school)", "x:z"),
-        ("y ~ log(z) + (1 | school)", "log(z)"),  # log(0): through formulaic
+        ("y ~ log(z) + (1 | school)", "log(z)"),  # log(0)
         ("y ~ 1 + (x | school)", "x"),
     ],
 )
 def test_non_finite_model_column_is_named(small, formula, column):
     data = small.assign(x=small.x.where(small.x != 2.0, np.inf))
     with pytest.raises(ValueError, match=f"Column '{re.escape(column)}' .*NaN or infinite"):
-        FormulaDesign(formula).fit(data)
+        FormulaTerms(formula).fit(data)
 
 
 def test_overflowing_model_column_is_named(small):
     data = small.assign(x=small.x * 1e160)
     with pytest.raises(ValueError, match="Column 'x' .*beyond 1e\\+150"):
-        FormulaDesign("y ~ x + (1 | school)").fit(data)
+        FormulaTerms("y ~ x + (1 | school)").fit(data)
 
 
 def test_categorical_group_keeps_its_level_order(small):
     data = small.assign(batch=pd.Categorical(small.batch, categories=["B", "A", "unused"]))
-    (term,) = FormulaDesign("y ~ x + (1 | batch)").fit(data).random_terms(data)
+    (term,) = FormulaTerms("y ~ x + (1 | batch)").fit(data).random_terms(data)
     np.testing.assert_array_equal(np.asarray(term.labels, dtype=object), small.batch)
     # As R's factor: levels in the categories' order, unused ones dropped.
     from sklmixed import lmer
@@ -489,6 +484,6 @@ def test_categorical_group_keeps_its_level_order(small):
 def test_missing_values_of_any_dtype_are_named_before_conversion(small, column):
     data = small.assign(w=column)
     with pytest.raises(ValueError, match="Column 'w' has 1 missing value.*first at row 1"):
-        FormulaDesign("y ~ w + (1 | school)").fit(data)
+        FormulaTerms("y ~ w + (1 | school)").fit(data)
     with pytest.raises(ValueError, match="Column 'w' has 1 missing value.*first at row 1"):
-        FormulaDesign("y ~ x + (1 | w)").fit(data)
+        FormulaTerms("y ~ x + (1 | w)").fit(data)

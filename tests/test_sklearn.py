@@ -6,7 +6,6 @@ grid search; persistence; pandas, polars and numpy input; prior weights against 
 docs/sklearn.md says which routing combinations work and why the others cannot.
 """
 
-import importlib.util
 import pickle
 
 import joblib
@@ -35,10 +34,6 @@ from sklmixed.datasets import load_exam
 
 from ._lme4 import assert_matches_lme4, load_data, load_reference
 
-requires_formula = pytest.mark.skipif(
-    importlib.util.find_spec("sklmixed._formula") is None,
-    reason="the formula interface (sklmixed._formula) is not available yet",
-)
 
 # ----------------------------------------------------------- common checks
 #
@@ -146,7 +141,7 @@ frame_forms = pytest.mark.parametrize(
     [
         "group-column",
         "groups-outside-X",
-        pytest.param("formula", marks=requires_formula),
+        "formula",
     ],
 )
 
@@ -241,7 +236,6 @@ def test_frame_form_predictions_follow_rows(form, exam):
     assert model.score(X, y, **kw) == pytest.approx(r2_score(y, full), rel=1e-12)
 
 
-@requires_formula
 def test_formula_form_matches_group_column_form(exam):
     formula_model, X, y, _ = _frame_form("formula", exam)
     column_model, X_col, _, _ = _frame_form("group-column", exam)
@@ -350,7 +344,6 @@ def test_grid_search_over_method_and_random_effects(exam):
     assert search.best_params_["mixedlmregressor__random_effects"] == ["standLRT"]
 
 
-@requires_formula
 def test_grid_search_over_formula(exam):
     X, y = exam[["standLRT", "schavg", "school"]], exam["normexam"]
     grid = {

@@ -5,9 +5,9 @@ encoding of group levels, nested and crossed factors, the dropping of aliased
 columns, every data check, and the unseen-level policy.
 """
 
-from .arrays import ModelArrays, RandomFactor
+from .arrays import ModelArrays, RandomFactor, RawTerm
 from .base import Design
 from .columns import ColumnDesign
-from .formula_design import FormulaDesign
+from .formula import FormulaDesign
 
-__all__ = ["ColumnDesign", "Design", "FormulaDesign", "ModelArrays", "RandomFactor"]
+__all__ = ["ColumnDesign", "Design", "FormulaDesign", "ModelArrays", "RandomFactor", "RawTerm"]

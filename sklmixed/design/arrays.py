@@ -12,7 +12,41 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-__all__ = ["ModelArrays", "RandomFactor"]
+__all__ = ["ModelArrays", "RandomFactor", "RawTerm"]
+
+
+@dataclass(frozen=True)
+class RawTerm:
+    """One lme4 random-effects term read from the data, before its levels are encoded.
+
+    What a design's reader (column roles, or the formula's bars) produces; the design
+    then encodes the labels and merges the terms of one grouping factor into a
+    :class:`RandomFactor`, each term one block of its covariance.
+
+    Attributes
+    ----------
+    group_name : str
+        lme4's name of the grouping factor (``"school"``, ``"cask:batch"``).
+    labels : ndarray or pandas.Categorical of shape (n,)
+        Group label per row. One grouping variable: its values as they are (numeric
+        or object). Several: strings joining the values with ``":"`` in the order
+        of ``group_name`` (``"a:A"`` for ``cask:batch``, as lme4 labels levels).
+    Z : ndarray of shape (n, q)
+        float64 columns of the term.
+    column_names : tuple of str
+        lme4's names of the columns (``"(Intercept)"``, ``"standLRT"``, ``"sexM"``).
+    correlated : bool
+        Whether the term came from an ``|`` bar (True) or was split off by ``||``
+        (False; a single column, or a factor's dummies, which lme4's
+        ``expandDoubleVerts`` keeps together). Either way the term's columns are one
+        covariance block.
+    """
+
+    group_name: str
+    labels: object
+    Z: np.ndarray
+    column_names: tuple
+    correlated: bool = True
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 column-role and the formula designs.
 
 A concrete design reads raw arrays (:meth:`Design._read`): the full fixed-effects
-matrix with its names, and one :class:`RawTerm` per lme4 term. This base then encodes
+matrix with its names, and one :class:`~sklmixed.design.arrays.RawTerm` per lme4 term. This base then encodes
 group levels (R's rules), merges the terms of one grouping factor, drops aliased
 fixed-effect columns and runs every data check, at fit; at predict it rebuilds the
 same arrays and codes new labels against the fitted levels under the unseen-level
@@ -11,12 +11,10 @@ policy.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from .._names import r_name
-from .arrays import ModelArrays, RandomFactor
+from .arrays import ModelArrays, RandomFactor, RawTerm
 from .frames import prior_weight_column
 from .checks import (
     check_level_counts,
@@ -30,31 +28,7 @@ from .checks import (
 )
 from .levels import code_new_labels, encode_levels
 
-__all__ = ["Design", "RawTerm"]
-
-
-@dataclass(frozen=True)
-class RawTerm:
-    """One lme4 random-effects term as read from the data, before level encoding.
-
-    Attributes
-    ----------
-    factor : str
-        lme4's name of its grouping factor.
-    labels : ndarray or pandas.Categorical of shape (n,)
-        Group label of each row.
-    columns : ndarray of shape (n, q)
-        The term's model columns.
-    column_names : tuple of str
-
-    Each term is one block of the factor's covariance: independent columns (lme4's
-    ``||``) come as one term per column.
-    """
-
-    factor: str
-    labels: object
-    columns: np.ndarray
-    column_names: tuple
+__all__ = ["Design"]
 
 
 class Design:
@@ -180,7 +154,7 @@ def _by_factor(terms):
     """``{factor name: [(position, RawTerm)]}`` in order of first appearance."""
     grouped: dict = {}
     for position, term in enumerate(terms):
-        grouped.setdefault(term.factor, []).append((position, term))
+        grouped.setdefault(term.group_name, []).append((position, term))
     return grouped
 
 
@@ -188,12 +162,12 @@ def _factor(name, codes, levels, group) -> RandomFactor:
     """One factor from its terms: their columns side by side, one block per term."""
     blocks, start = [], 0
     for _, term in group:
-        q = term.columns.shape[1]
+        q = term.Z.shape[1]
         blocks.append(tuple(range(start, start + q)))
         start += q
-    columns = group[0][1].columns
+    columns = group[0][1].Z
     if len(group) > 1 or not (columns.flags.c_contiguous or columns.flags.f_contiguous):
-        columns = np.column_stack([term.columns for _, term in group])
+        columns = np.column_stack([term.Z for _, term in group])
     return RandomFactor(
         name=name,
         codes=codes,

@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 
 from .._names import INTERCEPT, r_name
-from .base import Design, RawTerm, bar_text
+from .arrays import RawTerm
+from .base import Design, bar_text
 from .frames import (
     column_label,
     groups_columns,
@@ -167,7 +168,8 @@ class ColumnDesign(Design):
                 terms.append(RawTerm(name, labels, Z, names))
             else:  # lme4's ||: one term per column
                 terms.extend(
-                    RawTerm(name, labels, Z[:, j : j + 1], (names[j],)) for j in range(len(names))
+                    RawTerm(name, labels, Z[:, j : j + 1], (names[j],), correlated=False)
+                    for j in range(len(names))
                 )
         return X_full, self.all_fixed_names_, terms
 

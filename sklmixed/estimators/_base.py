@@ -14,7 +14,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .. import exceptions
 from .._names import INTERCEPT
 from ..design.columns import ColumnDesign
-from ..design.formula_design import FormulaDesign
+from ..design.formula import FormulaDesign
 from ..design.frames import as_frame_or_array, is_dataframe
 from ..design.levels import UNSEEN_LEVEL_POLICIES
 from ..exceptions import SingularFitWarning

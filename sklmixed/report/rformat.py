@@ -8,7 +8,6 @@ that a summary can be compared with lme4's output digit for digit.
 from __future__ import annotations
 
 import math
-import re
 from decimal import ROUND_HALF_EVEN, Decimal
 
 import numpy as np
@@ -295,35 +294,17 @@ def fill(items):
 # --------------------------------------------------------------------------
 # Formula text
 # --------------------------------------------------------------------------
-_TOKEN = re.compile(
-    r"\s*(?:(?P<name>`[^`]*`|[A-Za-z.][A-Za-z0-9._]*|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)"
-    r"|(?P<op>\|\||&&|%[^%]*%|==|!=|<=|>=|[~+\-*/^:|&<>!=$@])"
-    r"|(?P<punct>[()\[\],]))"
-)
-_SPACED = {"~", "+", "-", "*", "|", "||", "&", "&&", "==", "!=", "<", ">", "<=", ">=", "="}
-
-
 def deparse_formula(text):
     """Space a formula as R's ``deparse`` does: ``y ~ x + (1 | g)``, ``a:b``, ``f(x, 2)``.
 
-    Text this cannot tokenize is returned with its whitespace collapsed.
+    The formula is read by the one formula tokenizer and parser
+    (:mod:`sklmixed.design.formula`) and written back as R writes it; text they cannot
+    read is returned with its whitespace collapsed.
     """
-    tokens, pos = [], 0
-    text = text.strip()
-    while pos < len(text):
-        m = _TOKEN.match(text, pos)
-        if m is None or m.end() == pos:
-            return " ".join(text.split())
-        tokens.append((m.lastgroup, m.group(m.lastgroup)))
-        pos = m.end()
-    out, prev = [], None
-    for kind, tok in tokens:
-        unary = kind == "op" and (prev is None or prev[0] == "op" or prev[1] in ("(", ",", "["))
-        if kind == "op" and not unary and (tok in _SPACED or tok.startswith("%")):
-            out.append(f" {tok} ")
-        elif tok == ",":
-            out.append(", ")
-        else:
-            out.append(tok)
-        prev = (kind, tok)
-    return "".join(out)
+    from ..design.formula.deparse import deparse
+    from ..design.formula.syntax import parse_expression
+
+    try:
+        return deparse(parse_expression(text.strip()))
+    except ValueError:
+        return " ".join(text.split())
