@@ -21,17 +21,28 @@ class FormulaDesign(Design):
         The column of the data holding lme4's prior weights.
     unseen_levels : {"population", "warn", "error"}, default="population"
         What :meth:`transform` does with group levels never seen in fit.
+    na_action : {"raise", "omit"}, default="raise"
+        Whether rows missing a value of a variable the formula (or the weights) uses
+        are refused or left out, as R's ``na.fail`` and ``na.omit``.
     """
 
-    def __init__(self, formula, weights=None, unseen_levels="population"):
+    def __init__(self, formula, weights=None, unseen_levels="population", na_action="raise"):
         self.formula = formula
         self.weights = weights
         self.unseen_levels = unseen_levels
+        self.na_action = na_action
 
     @property
     def response(self):
         """The response variable named on the left side, or None."""
         return FormulaEngine(self.formula).response
+
+    def _used_columns(self, X, groups):
+        engine = FormulaEngine(self.formula)
+        names = list(engine.variables) + [engine.response, self.weights]
+        # A variable absent from X is reported by name when the formula reads X.
+        present = [v for v in dict.fromkeys(names) if v is not None and v in X.columns]
+        return [X[v] for v in present]
 
     def _read(self, X, groups, fitting):
         if groups is not None:
