@@ -2,10 +2,16 @@
 
 Build (warnings are errors):  sphinx-build -W -b html docs docs/_build/html
 
-The API reference (api.rst) is written at build time from ``__all__``: every public
-name of ``sklmixed`` and of its public modules (those in ``PUBLIC_MODULES`` and any
-module listed in ``sklmixed.__all__``), so a new public name appears without editing
-this file. The gallery runs every ``examples/plot_*.py``.
+Three pages are written at build time, so that new work slots in without editing
+this file (they are not committed):
+
+- ``api.rst`` from ``__all__``: every public name of ``sklmixed`` and of its public
+  modules (``PUBLIC_MODULES`` and any module listed in ``sklmixed.__all__``);
+- ``user_guide.rst``: the pages of ``GUIDE_PAGES`` in that order, then any other
+  Markdown page of docs/ that is not a design note;
+- ``notes.rst``: the design notes of ``DESIGN_NOTES`` that exist.
+
+The gallery runs every ``examples/plot_*.py``.
 """
 
 import importlib
@@ -109,31 +115,55 @@ _api_page()
 
 # Design notes: each page that exists, in this order (others write some of them).
 DESIGN_NOTES = ["architecture", "formula_security", "reliability"]
+# The user guide's pages in reading order; a page of docs/ not listed here (nor a design
+# note) is added at the end.
+GUIDE_PAGES = [
+    "model", "summary", "lme4", "sklearn", "data", "plotting", "glmm", "inference",
+    "prediction", "performance",
+]
 
 
-def _notes_page():
-    present = [name for name in DESIGN_NOTES if (HERE / f"{name}.md").exists()]
+def _toctree_page(name, title, intro, pages):
     text = "\n".join([
-        ".. This file is written by docs/conf.py from the notes present; do not edit it.",
+        ".. This file is written by docs/conf.py; do not edit it.",
         "",
-        "How it is built",
-        "===============",
+        title,
+        "=" * len(title),
         "",
-        "Design notes of the implementation: the road from data to result, and how it is",
-        "kept safe and reliable.",
+        intro,
         "",
         ".. toctree::",
         "   :maxdepth: 2",
         "",
-        *[f"   {name}" for name in present],
+        *[f"   {page}" for page in pages],
         "",
     ])
-    path = HERE / "notes.rst"
+    path = HERE / f"{name}.rst"
     if not path.exists() or path.read_text() != text:
         path.write_text(text)
 
 
-_notes_page()
+def _present(names):
+    return [name for name in names if (HERE / f"{name}.md").exists()]
+
+
+_others = sorted(
+    p.stem for p in HERE.glob("*.md")
+    if p.stem not in {"index", *GUIDE_PAGES, *DESIGN_NOTES}
+)
+_toctree_page(
+    "user_guide", "User guide",
+    "From the model's notation to the pictures of a fit. R users may start with the\n"
+    ":doc:`translation from lme4 <lme4>`, scikit-learn users with\n"
+    ":doc:`sklmixed in scikit-learn <sklearn>`.",
+    _present(GUIDE_PAGES) + _others,
+)
+_toctree_page(
+    "notes", "How it is built",
+    "Design notes of the implementation: the road from data to result, and how it is\n"
+    "kept safe and reliable.",
+    _present(DESIGN_NOTES),
+)
 
 # -- Gallery ----------------------------------------------------------------------
 sphinx_gallery_conf = {

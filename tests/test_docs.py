@@ -22,6 +22,8 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").glob("**/*.md")])
 PAGES = [p for p in PAGES if "_build" not in p.parts]
 EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
+# Pages whose python blocks are not snippets to paste, with the reason.
+NOT_RUN = {"docs/architecture.md": "excerpts of sklmixed's own source (they use self)"}
 FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.S | re.M)
 
 
@@ -40,10 +42,18 @@ def _in_a_scratch_directory(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])
 def test_snippets_run(page):
+    name = str(page.relative_to(ROOT))
+    if name in NOT_RUN:
+        pytest.skip(NOT_RUN[name])
     namespace = {"__name__": "__snippet__"}
     for line, code in python_blocks(page):
-        compiled = compile(code, f"{page.relative_to(ROOT)}:{line}", "exec")
-        exec(compiled, namespace)  # noqa: S102 - the documentation's own code
+        compiled = compile(code, f"{name}:{line}", "exec")
+        try:
+            exec(compiled, namespace)  # noqa: S102 - the documentation's own code
+        except ModuleNotFoundError as error:
+            if error.name is None or error.name.split(".")[0] == "sklmixed":
+                raise
+            pytest.skip(f"{name} needs {error.name}, an optional package not installed")
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=[p.name for p in EXAMPLES])
@@ -71,12 +81,3 @@ def test_summary_page_shows_the_summary_it_prints(capsys):
     printed = capsys.readouterr().out
     shown = re.search(r"```text\n(.*?)```", page.read_text(), re.S).group(1)
     assert printed == shown
-
-
-def test_every_page_is_in_the_site():
-    """Each Markdown page of docs/ is reachable from the index (or a design note)."""
-    docs = ROOT / "docs"
-    listed = set(re.findall(r"^(\w+)$", (docs / "user_guide.md").read_text(), re.M))
-    notes = {"architecture", "formula_security", "reliability"}  # docs/conf.py's DESIGN_NOTES
-    pages = {p.stem for p in docs.glob("*.md")} - {"index", "user_guide"}
-    assert pages <= listed | notes, pages - listed - notes
