@@ -206,6 +206,8 @@ class MixedModelMixin:
         self.fitted_ = result.fitted
         self.residuals_ = result.residuals
         self.scaled_residuals_ = result.scaled_residuals
+        # Rows left out for missing values (na_action="omit"): R's na.action.
+        self.na_dropped_ = getattr(result, "na_dropped", pd.Index([], dtype=np.int64))
 
     def _warn_about(self, result):
         if result.is_singular:

@@ -287,7 +287,6 @@ class MixedLMRegressor(MixedModelMixin, RegressorMixin, BaseEstimator):
         self._set_fitted_attributes(result)
         self.sigma_ = result.sigma
         self.reml_criterion_ = result.reml_criterion
-        self.na_dropped_ = self.design_.na_dropped_
         _warn_if_unbounded(fit, arrays)
         self._warn_about(result)
         return self

@@ -30,7 +30,8 @@ def grouped_scorer(scoring="r2"):
     ----------
     scoring : str or callable, default="r2"
         A scorer name (``"r2"``, ``"neg_mean_squared_error"``) or a scorer built by
-        ``sklearn.metrics.make_scorer``.
+        ``sklearn.metrics.make_scorer``. Its own requests are kept: for weighted
+        scores pass ``make_scorer(r2_score).set_score_request(sample_weight=True)``.
 
     Returns
     -------
