@@ -15,16 +15,11 @@ Four regressors, two questions:
 - **GroupKFold** by school: every test school is new. Does a model fall back to a
   sensible prediction for a school it has never seen?
 
-Run it with ``python examples/plot_compare_models.py``; it prints the table and saves
-a bar plot to a PNG in the temporary directory (the path is printed).
+Three folds of each, so that the whole comparison runs in a few seconds::
+
+    pip install ".[plot]" && python examples/plot_compare_models.py
 """
 
-import pathlib
-import tempfile
-
-import matplotlib
-
-matplotlib.use("Agg")  # no display needed
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -34,6 +29,7 @@ from sklearn.linear_model import LinearRegression, Ridge
 from sklearn.model_selection import GroupKFold, KFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+from threadpoolctl import threadpool_limits
 
 from sklmixed import MixedLMRegressor
 from sklmixed.datasets import load_exam
@@ -77,21 +73,27 @@ models = {
     # sent down the branch of missing values).
     "gradient boosting": make_pipeline(
         features(OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan)),
-        HistGradientBoostingRegressor(categorical_features=["school"], random_state=0),
+        HistGradientBoostingRegressor(
+            max_iter=50, categorical_features=["school"], random_state=0
+        ),
     ),
 }
 
 splitters = {
-    "KFold (known schools)": (KFold(5, shuffle=True, random_state=0), None),
-    "GroupKFold (new schools)": (GroupKFold(5), schools),
+    "KFold (known schools)": (KFold(3, shuffle=True, random_state=0), None),
+    "GroupKFold (new schools)": (GroupKFold(3), schools),
 }
 
 rows = []
-for model_name, model in models.items():
-    for split_name, (cv, groups) in splitters.items():
-        scores = cross_val_score(model, X, y, cv=cv, groups=groups)
-        rows.append({"model": model_name, "cross-validation": split_name,
-                     "R2 mean": scores.mean(), "R2 std": scores.std()})
+# 4,059 rows are too few for gradient boosting's thread pool to pay off: one thread
+# is faster, above all on a busy machine.
+with threadpool_limits(limits=1, user_api="openmp"):
+    for model_name, model in models.items():
+        for split_name, (cv, groups) in splitters.items():
+            # With the school a column of X, groups= is for the splitter only.
+            scores = cross_val_score(model, X, y, cv=cv, groups=groups)
+            rows.append({"model": model_name, "cross-validation": split_name,
+                         "R2 mean": scores.mean(), "R2 std": scores.std()})
 table = pd.DataFrame(rows)
 wide = table.pivot(index="model", columns="cross-validation", values="R2 mean").loc[list(models)]
 print(wide.round(3).to_string())
@@ -127,7 +129,4 @@ ax.set_title("Exam scores of students in schools")
 ax.set_ylim(0, 1.25 * table["R2 mean"].max())
 ax.legend(loc="upper center", ncols=2)
 fig.tight_layout()
-
-out = pathlib.Path(tempfile.gettempdir()) / "sklmixed_compare_models.png"
-fig.savefig(out, dpi=100)
-print(f"plot saved to {out}")
+plt.show()

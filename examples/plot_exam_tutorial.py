@@ -10,10 +10,11 @@ reading test score at 11 and ``schavg`` the school's average intake score.
 
 The tutorial fits five models of growing richness. Each is fitted here with
 :func:`sklmixed.lmer`, the same call as in R, and printed with ``summary()``, whose
-text follows lme4's ``print(summary(fit))`` number for number. The data ship with
-sklmixed, so this script runs anywhere in a second or two::
+text follows lme4's ``print(summary(fit))`` number for number; the last section
+draws each school's fitted line. The data ship with sklmixed, so this script runs
+anywhere in a few seconds::
 
-    python examples/plot_exam_tutorial.py
+    pip install ".[plot]" && python examples/plot_exam_tutorial.py
 """
 
 # %%
@@ -21,6 +22,9 @@ sklmixed, so this script runs anywhere in a second or two::
 # --------
 # One row per student. School labels are integers; ``lmer`` treats the grouping
 # variable of a random-effects term as categorical whatever its type.
+import matplotlib.pyplot as plt
+import numpy as np
+
 from sklmixed import lmer
 from sklmixed.datasets import load_exam
 
@@ -73,8 +77,8 @@ show("4. School-level predictor: normexam ~ standLRT + schavg + (1 + standLRT | 
 # ----------------------------
 # Does the school's average intake change the effect of a student's own intake?
 # ``standLRT * schavg`` adds the interaction of a student-level and a school-level
-# variable; it explains part of the school slopes. See ``exam_walkthrough.py`` for
-# every number of this summary explained.
+# variable; it explains part of the school slopes. See ``plot_exam_walkthrough.py``
+# for every number of this summary explained.
 cross = lmer("normexam ~ standLRT * schavg + (1 + standLRT | school)", data=exam)
 show("5. Cross-level interaction: normexam ~ standLRT * schavg + (1 + standLRT | school)",
      cross)
@@ -88,3 +92,26 @@ print("\nRandom effects as a DataFrame:")
 print(summary.random_effects)
 print("\nFixed effects as a DataFrame:")
 print(summary.fixed_effects)
+
+# %%
+# Each school's line
+# ------------------
+# The random-slope model (3.) gives every school its own intercept and slope: the
+# fixed effects plus the school's conditional modes. Most lines run parallel to the
+# population line (black); the spread of the intercepts is the school variance, the
+# fan of the slopes the slope variance.
+beta = slope.fixed_effects_
+modes = slope.random_effects_["school"]
+grid = np.linspace(exam["standLRT"].min(), exam["standLRT"].max(), 2)
+fig, ax = plt.subplots(figsize=(6.5, 4.5))
+for school, (b0, b1) in modes.iterrows():
+    ax.plot(grid, beta["(Intercept)"] + b0 + (beta["standLRT"] + b1) * grid,
+            color="C0", lw=0.6, alpha=0.5)
+ax.plot(grid, beta["(Intercept)"] + beta["standLRT"] * grid, color="black", lw=2,
+        label="population (fixed effects)")
+ax.set_xlabel("standLRT (reading score at 11)")
+ax.set_ylabel("predicted normexam (exam score at 16)")
+ax.set_title("Model 3: one line per school")
+ax.legend(loc="upper left")
+fig.tight_layout()
+plt.show()

@@ -14,7 +14,7 @@ The types users receive are importable from here: :class:`MixedLMResult`,
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -90,6 +90,8 @@ class MixedLMResult:
         Position in the fit's θ (block order) of each entry of ``theta`` (lme4's order).
     theta_scale : ndarray
         Scale of each entry of the fit's θ: θ for unit-scale columns is ``θ · scale``.
+    na_dropped : pandas.Index
+        Rows left out for missing values (labels or positions); empty when none were.
     """
 
     method: str
@@ -124,6 +126,7 @@ class MixedLMResult:
     fit: LMMFit
     theta_order: np.ndarray
     theta_scale: np.ndarray
+    na_dropped: pd.Index = field(default_factory=lambda: pd.Index([], dtype=np.int64))
 
     def internal_theta(self, theta) -> np.ndarray:
         """θ in lme4's order and the data's units, as the criterion takes it (block
@@ -287,6 +290,7 @@ def build_result(fit: LMMFit, arrays, design, method, fitted) -> MixedLMResult:
         fit=fit,
         theta_order=theta_order,
         theta_scale=theta_scale,
+        na_dropped=getattr(design, "na_dropped_", pd.Index([], dtype=np.int64)),
     )
 
 

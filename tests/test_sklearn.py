@@ -37,9 +37,11 @@ from ._lme4 import assert_matches_lme4, load_data, load_reference
 
 # ----------------------------------------------------------- common checks
 #
-# Three forms meet scikit-learn's generic numeric arrays:
-# - no grouping factor: ordinary least squares (with a warning), so `fit(X, y)` works;
-# - a group column of X by position. With a group column the estimator declares the
+# One form meets scikit-learn's generic numeric arrays: a group column of X by
+# position. (`MixedLMRegressor()` without any grouping factor used to be checked too,
+# as ordinary least squares with a warning; it now refuses to fit, because that
+# fallback is what `cross_val_score(model, X, y, groups=g)` quietly fitted:
+# tests/test_newcomer.py.) With a group column the estimator declares the
 #   `categorical` input tag (the column holds labels), and the checks then feed
 #   integer-valued X, so column 0 has a few levels each seen several times and a
 #   random-intercept model is fitted for real. (Random slopes are not: on the checks'
@@ -49,13 +51,7 @@ from ._lme4 import assert_matches_lme4, load_data, load_reference
 # pass arrays only, so it (and the DataFrame forms) get the equivalent checks below
 # (`FRAME_FORMS`).
 
-@parametrize_with_checks(
-    [
-        MixedLMRegressor(),
-        MixedLMRegressor(group=0),
-    ],
-)
-@pytest.mark.filterwarnings("ignore:No grouping factor:UserWarning")
+@parametrize_with_checks([MixedLMRegressor(group=0)])
 @pytest.mark.filterwarnings("ignore:fixed-effect model matrix is rank deficient:UserWarning")
 @pytest.mark.filterwarnings("ignore::sklmixed.SingularFitWarning")
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -271,14 +267,12 @@ def test_html_repr_is_informative(exam):
         assert attribute in fitted
 
 
-def test_no_grouping_factor_is_least_squares_with_a_warning(exam):
+def test_no_grouping_factor_is_an_error(exam):
+    # Formerly ordinary least squares with a warning (what a grouped cross-validation
+    # with the groups given to the splitter only quietly fitted); now refused.
     X, y = exam[["standLRT", "schavg"]], exam["normexam"]
-    with pytest.warns(UserWarning, match="No grouping factor"):
-        model = MixedLMRegressor().fit(X, y)
-    ols = LinearRegression().fit(X, y)
-    np.testing.assert_allclose(model.coef_, ols.coef_, rtol=1e-10)
-    np.testing.assert_allclose(model.intercept_, ols.intercept_, rtol=1e-10, atol=1e-14)
-    assert model.n_iter_ == 1 and model.converged_
+    with pytest.raises(ValueError, match="no grouping factor"):
+        MixedLMRegressor().fit(X, y)
 
 
 # ---------------------------------------------- pipelines and cross-validation
@@ -371,19 +365,28 @@ def test_routed_groups_through_pipeline(exam):
     assert score == pytest.approx(r2_score(y, predicted), rel=1e-12)
 
 
-def test_routing_needs_every_request(exam):
+def test_routing_requests_groups_only_where_the_model_needs_them(exam):
+    """Default requests: groups outside X are requested by fit, predict and score;
+    with a group column (or a formula) they are declined, so a splitter's routed
+    groups pass the model by. (Formerly every request had to be set by hand, and a
+    model with its groups in X raised UnsetMetadataPassedError under routing.)"""
+    def requests(model):
+        routing = model.get_metadata_routing()
+        return [getattr(routing, m).requests["groups"] for m in ("fit", "predict", "score")]
+
+    assert requests(MixedLMRegressor()) == [True, True, True]
+    assert requests(MixedLMRegressor(group="school")) == [False, False, False]
+    assert requests(MixedLMRegressor(formula="x + (1 | g)")) == [False, False, False]
     X, y, schools = exam[FEATURES], exam["normexam"], exam["school"]
     with sklearn.config_context(enable_metadata_routing=True):
-        model = MixedLMRegressor().set_fit_request(groups=True)
-        pipe = make_pipeline(_preprocess(), model).fit(X, y, groups=schools)
-        unset = sklearn.exceptions.UnsetMetadataPassedError
-        with pytest.raises(unset, match="set_predict_request"):
-            pipe.predict(X, groups=schools)
-        # Groups in X, splitter groups routed: the estimator must decline them.
-        in_X = MixedLMRegressor(group="school")
-        with pytest.raises(unset, match="set_fit_request"):
-            cross_validate(in_X, exam[["standLRT", "school"]], y, cv=GroupKFold(3),
-                           params={"groups": schools})
+        declined = MixedLMRegressor().set_score_request(groups=False)
+        assert requests(declined) == [True, True, False]
+        pipe = make_pipeline(_preprocess(), MixedLMRegressor()).fit(X, y, groups=schools)
+        assert pipe[-1].n_groups_ == {"school": 65}
+        assert np.isfinite(pipe.predict(X, groups=schools)).all()
+        in_X = cross_validate(MixedLMRegressor(group="school"), exam[["standLRT", "school"]],
+                              y, cv=GroupKFold(3), params={"groups": schools})
+    assert np.isfinite(in_X["test_score"]).all()
 
 
 @both_splitters

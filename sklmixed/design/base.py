@@ -12,6 +12,7 @@ policy.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from .._names import r_name
 from .arrays import ModelArrays, RandomFactor, RawTerm
@@ -27,6 +28,7 @@ from .checks import (
     warn_collinear_random_columns,
 )
 from .levels import code_new_labels, encode_levels
+from .missing import dropped_labels, missing_rows, take_rows
 
 __all__ = ["Design"]
 
@@ -47,10 +49,16 @@ class Design:
         Levels of each grouping factor, in R's order.
     unseen_levels : {"population", "warn", "error"}
         What :meth:`transform` does with a level never seen in fit.
+    na_action : {"raise", "omit"}
+        What :meth:`fit_transform` does with rows missing a variable the model uses.
+    na_dropped_ : pandas.Index
+        Labels (a DataFrame's index) or positions of the rows left out for missing
+        values (R's ``na.action`` of the model frame); empty when none were.
     """
 
     unseen_levels = "population"
     weights = None  # the column of X holding lme4's prior weights, if any
+    na_action = "raise"
 
     # -- to implement -----------------------------------------------------------------
     def _read(self, X, groups, fitting):
@@ -67,6 +75,11 @@ class Design:
 
     def formula_text(self, response="y"):
         """The model as an lme4 formula."""
+        raise NotImplementedError
+
+    def _used_columns(self, X, groups):
+        """The values of every variable the model reads from ``X`` and ``groups``
+        (what ``na_action="omit"`` looks at; the response too when the data hold it)."""
         raise NotImplementedError
 
     # -- the shared steps --------------------------------------------------------------
@@ -88,6 +101,7 @@ class Design:
         -------
         ModelArrays
         """
+        X, y, groups, sample_weight = self._omit_missing(X, y, groups, sample_weight)
         X_full, names, terms = self._read(X, groups, fitting=True)
         n = X_full.shape[0]
         if y is None:
@@ -129,6 +143,24 @@ class Design:
             offset=self._offset(X),
             frequency=frequency,
         )
+
+    def _omit_missing(self, X, y, groups, sample_weight):
+        """R's ``na.omit`` over the variables the model uses, when asked; else as given."""
+        self.na_dropped_ = pd.Index([], dtype=np.int64)
+        if self.na_action != "omit":
+            return X, y, groups, sample_weight
+        n = X.shape[0]
+        dropped = missing_rows([*self._used_columns(X, groups), y], n)
+        if not dropped.any():
+            return X, y, groups, sample_weight
+        if dropped.all():
+            raise ValueError(
+                f"Every one of the {n} rows misses a value of a variable the model uses: "
+                "nothing is left to fit once they are omitted."
+            )
+        self.na_dropped_ = dropped_labels(X, dropped)
+        keep = ~dropped
+        return tuple(take_rows(v, keep) for v in (X, y, groups, sample_weight))
 
     def transform(self, X, groups=None) -> ModelArrays:
         """The model arrays of new data, coded as in fit (response not read).

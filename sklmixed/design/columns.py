@@ -39,6 +39,9 @@ class ColumnDesign(Design):
         household ids reused across communities are different households.
     unseen_levels : {"population", "warn", "error"}, default="population"
         What :meth:`transform` does with group levels never seen in fit.
+    na_action : {"raise", "omit"}, default="raise"
+        Whether rows missing a value in a column the model uses (features, group
+        labels, weights, the response) are refused or left out.
     """
 
     def __init__(
@@ -53,6 +56,7 @@ class ColumnDesign(Design):
         weights=None,
         nested=False,
         unseen_levels="population",
+        na_action="raise",
     ):
         self.group = group
         self.random_effects = random_effects
@@ -63,6 +67,7 @@ class ColumnDesign(Design):
         self.weights = weights
         self.nested = nested
         self.unseen_levels = unseen_levels
+        self.na_action = na_action
 
     # -- roles, resolved on the training X --------------------------------------------
     def _learn_roles(self, X, groups):
@@ -138,6 +143,15 @@ class ColumnDesign(Design):
             raise ValueError(f"random_effects: {clash} are group columns.")
         return [keys for _ in self.group_names_]
 
+    def _used_columns(self, X, groups):
+        self._learn_roles(X, groups)
+        keys = list(self.fixed_keys_) + list(self.group_keys_)
+        keys += [k for factor_keys in self.random_keys_ for k in factor_keys]
+        if self.weights is not None:
+            keys.append(resolve_column(X, self.weights, "weights"))
+        columns = [X[k] if isinstance(X, pd.DataFrame) else X[:, k] for k in dict.fromkeys(keys)]
+        return columns + ([] if groups is None else groups_columns(groups))
+
     # -- reading ------------------------------------------------------------------------
     def _read(self, X, groups, fitting):
         if fitting:
@@ -192,7 +206,10 @@ class ColumnDesign(Design):
             if self.group_names_:
                 raise ValueError(
                     "This model was fitted with groups=...; pass the group labels to "
-                    "predict/score as groups= too."
+                    "predict/score as groups= too. (scikit-learn's named scorers, such as "
+                    "scoring=\"r2\", call predict(X) without them: use scoring=None, "
+                    "which calls score(X, y, groups=...), or sklmixed.grouped_scorer(\"r2\"), "
+                    "or keep the groups in a column of X.)"
                 )
             return []
         else:

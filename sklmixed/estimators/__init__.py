@@ -2,5 +2,6 @@
 
 from .linear import MixedLMRegressor
 from .r_api import lmer
+from .scoring import grouped_scorer
 
-__all__ = ["MixedLMRegressor", "lmer"]
+__all__ = ["MixedLMRegressor", "lmer", "grouped_scorer"]

@@ -17,6 +17,7 @@ from ..design.columns import ColumnDesign
 from ..design.formula import FormulaDesign
 from ..design.frames import as_frame_or_array, is_dataframe
 from ..design.levels import UNSEEN_LEVEL_POLICIES
+from ..design.missing import NA_ACTIONS
 from ..exceptions import SingularFitWarning
 
 __all__ = ["MixedModelMixin", "DESIGN_CONSTRAINTS"]
@@ -33,6 +34,7 @@ DESIGN_CONSTRAINTS: dict = {
     "weights": [str, Integral, None],
     "nested": ["boolean"],
     "unseen_levels": [StrOptions(set(UNSEEN_LEVEL_POLICIES))],
+    "na_action": [StrOptions(set(NA_ACTIONS))],
 }
 
 
@@ -52,6 +54,7 @@ class MixedModelMixin:
                 weights=self.weights,
                 nested=self.nested,
                 unseen_levels=self.unseen_levels,
+                na_action=self.na_action,
             )
         clash = [
             name
@@ -63,7 +66,64 @@ class MixedModelMixin:
                 f"formula is set, so {', '.join(clash)} must be None: the formula already "
                 "says which variables are fixed effects, random effects and groups."
             )
-        return FormulaDesign(self.formula, weights=self.weights, unseen_levels=self.unseen_levels)
+        return FormulaDesign(
+            self.formula,
+            weights=self.weights,
+            unseen_levels=self.unseen_levels,
+            na_action=self.na_action,
+        )
+
+    def get_metadata_routing(self):
+        """Metadata routing of this estimator (scikit-learn's metadata routing).
+
+        By default, ``groups`` is requested by ``fit``, ``predict`` and ``score`` when
+        the estimator takes its group labels from outside X (no ``group`` column and
+        no ``formula``), and declined when X holds them: with
+        ``sklearn.set_config(enable_metadata_routing=True)``,
+        ``cross_validate(model, X, y, cv=GroupKFold(), params={"groups": g})`` then
+        routes the labels to the splitter and, only where the model needs them, to the
+        model. ``set_fit_request``, ``set_predict_request`` and ``set_score_request``
+        override these defaults.
+
+        Returns
+        -------
+        routing : MetadataRequest
+        """
+        routing = super().get_metadata_routing()
+        wanted = self.formula is None and self.group is None
+        for method in ("fit", "predict", "score"):
+            requests = getattr(routing, method)
+            if requests.requests.get("groups", False) is None:  # not set by the user
+                requests.add_request(param="groups", alias=wanted)
+        return routing
+
+    def _check_has_groups(self, arrays):
+        """Refuse a model without any grouping factor, saying how to give one.
+
+        The usual way to get here is ``cross_val_score(model, X, y, groups=g)``:
+        without metadata routing scikit-learn gives ``groups`` to the splitter only,
+        and a fit without random effects would quietly be ordinary least squares.
+        """
+        if arrays.factors:
+            return
+        if self.formula is not None:
+            raise ValueError(
+                f"The formula {self.formula!r} has no random-effects term such as "
+                "(1 | g): a mixed model needs at least one (lme4: 'No random effects terms "
+                "specified in formula'). For a model without random effects use "
+                "sklearn.linear_model.LinearRegression."
+            )
+        raise ValueError(
+            f"{type(self).__name__} has no grouping factor: group=None and fit received no "
+            "groups=. (cross_val_score, cross_validate and GridSearchCV give their groups= "
+            "to the splitter only.) Either name the column(s) of X holding the group "
+            "labels, e.g. group=\"school\" (this works in every scikit-learn tool), or "
+            "turn on metadata routing, sklearn.set_config(enable_metadata_routing=True), "
+            "and pass the labels as params={\"groups\": g} to cross_validate / "
+            "cross_val_score, or as fit(X, y, groups=g) to a Pipeline or GridSearchCV: the "
+            "estimator requests them for fit, predict and score. For a model without "
+            "random effects use sklearn.linear_model.LinearRegression."
+        )
 
     def _validate_X(self, X, groups, *, reset):
         """X as a pandas DataFrame or a checked 2-D ndarray; sets or checks n_features_in_."""
@@ -102,6 +162,7 @@ class MixedModelMixin:
             accept_sparse=False,
             dtype=None if self.group is not None else "numeric",
             ensure_min_features=0 if groups is not None else 1,
+            ensure_all_finite="allow-nan" if reset and self.na_action == "omit" else True,
         )
         if not reset and hasattr(self, "feature_names_in_"):
             # Fitted on a DataFrame: columns are read by position (validate_data warned).
@@ -145,6 +206,8 @@ class MixedModelMixin:
         self.fitted_ = result.fitted
         self.residuals_ = result.residuals
         self.scaled_residuals_ = result.scaled_residuals
+        # Rows left out for missing values (na_action="omit"): R's na.action.
+        self.na_dropped_ = getattr(result, "na_dropped", pd.Index([], dtype=np.int64))
 
     def _warn_about(self, result):
         if result.is_singular:

@@ -71,6 +71,12 @@ class MixedLMRegressor(MixedModelMixin, RegressorMixin, BaseEstimator):
         What ``predict`` does with a group level never seen in fit: the
         population-level prediction (no random effect, what ``GroupKFold`` needs),
         the same with a warning, or an error.
+    na_action : {"raise", "omit"}, default="raise"
+        What ``fit`` does with a row missing a value (NaN, None, NA) of a variable the
+        model uses (a feature, a group label, the weights, the response): refuse it,
+        naming the column, or leave the row out as R's ``na.omit`` (``lmer``'s
+        default); the rows left out are ``na_dropped_``. Columns the model does not
+        use never count. ``predict`` always refuses missing values.
     tol : float, default=1e-6
         Absolute tolerance on θ and on the criterion for BOBYQA's search (lme4 uses
         1e-8). With ``check_convergence``, the check's Newton step then takes θ
@@ -138,6 +144,10 @@ class MixedLMRegressor(MixedModelMixin, RegressorMixin, BaseEstimator):
     scaled_residuals_ : ndarray of shape (n_samples,)
         Residuals times the square root of the prior weights, divided by σ (what
         lme4's summary shows).
+    na_dropped_ : pandas.Index
+        The rows left out for missing values (``na_action="omit"``): their labels in
+        the DataFrame's index, or their positions for arrays (R's ``na.action``);
+        empty when none were. ``fitted_`` and the residuals are those of the rows kept.
     result_ : MixedLMResult
         All of the above in one frozen object, with the model's structure (what
         ``summary()``, inference and prediction read).
@@ -152,10 +162,11 @@ class MixedLMRegressor(MixedModelMixin, RegressorMixin, BaseEstimator):
     -----
     Groups: labels seen in ``fit`` get their conditional modes added in ``predict``;
     a label never seen contributes zero, the population-level prediction (see
-    ``unseen_levels``). Without any grouping factor (``group=None`` and no
-    ``groups=``) the model has no random effects and reduces to ordinary least
-    squares (a warning says so); this keeps the estimator usable where scikit-learn
-    calls ``fit(X, y)`` alone.
+    ``unseen_levels``). A model needs at least one grouping factor: without one
+    (``group=None`` and no ``groups=``) ``fit`` raises a ``ValueError`` that says how
+    to give the groups, rather than quietly fitting ordinary least squares (what
+    ``cross_val_score(model, X, y, groups=g)`` would otherwise do, since it gives
+    ``groups`` to the splitter only).
 
     Groups in scikit-learn tools (details in the user guide):
 
@@ -164,9 +175,11 @@ class MixedLMRegressor(MixedModelMixin, RegressorMixin, BaseEstimator):
       verbose_feature_names_out=False).set_output(transform="pandas")`` keeps it by
       name, and every scorer works because ``predict`` needs only X.
     - ``groups=`` outside X needs metadata routing
-      (``sklearn.set_config(enable_metadata_routing=True)``) and
-      ``set_fit_request(groups=True)``, ``set_predict_request(groups=True)``,
-      ``set_score_request(groups=True)``.
+      (``sklearn.set_config(enable_metadata_routing=True)``); the estimator then
+      requests ``groups`` for ``fit``, ``predict`` and ``score`` by default (and
+      declines them when X holds its groups, so a splitter's groups pass by).
+      scikit-learn's named scorers call ``predict(X)`` without metadata: use
+      ``scoring=None`` (R²) or :func:`sklmixed.grouped_scorer`.
 
     Weights: ``fit(sample_weight=w)`` has scikit-learn's meaning (a weight of 2 is
     the row twice). lme4's prior weights, which scale each row's residual variance
@@ -208,6 +221,7 @@ class MixedLMRegressor(MixedModelMixin, RegressorMixin, BaseEstimator):
         weights=None,
         nested=False,
         unseen_levels="population",
+        na_action="raise",
         tol=1e-6,
         max_iter=100_000,
         check_convergence=True,
@@ -223,6 +237,7 @@ class MixedLMRegressor(MixedModelMixin, RegressorMixin, BaseEstimator):
         self.weights = weights
         self.nested = nested
         self.unseen_levels = unseen_levels
+        self.na_action = na_action
         self.tol = tol
         self.max_iter = max_iter
         self.check_convergence = check_convergence
@@ -254,11 +269,7 @@ class MixedLMRegressor(MixedModelMixin, RegressorMixin, BaseEstimator):
         X = self._validate_X(X, groups, reset=True)
         self.design_ = self._make_design()
         arrays = self.design_.fit_transform(X, y, groups, sample_weight)
-        if not arrays.factors:
-            exceptions.warn(
-                "No grouping factor (group=None and no groups=): the model has no random "
-                "effects and is fitted by ordinary least squares."
-            )
+        self._check_has_groups(arrays)
         stats = reduce(arrays)
         check_residual_variation(stats, arrays.fixed_names)
         fit = fit_lmm(

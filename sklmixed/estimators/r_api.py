@@ -1,4 +1,4 @@
-"""R's calls translated one-to-one: ``lmer(formula, data, REML, weights)``."""
+"""R's calls translated one-to-one: ``lmer(formula, data, REML, weights, na_action)``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from .linear import MixedLMRegressor
 __all__ = ["lmer"]
 
 
-def lmer(formula, data, REML=True, weights=None, **params):  # noqa: N803 (R's argument name)
+def lmer(formula, data, REML=True, weights=None, na_action="omit", **params):  # noqa: N803
     """Fit a linear mixed model as R's ``lme4::lmer(formula, data, REML, weights)``.
 
     Parameters
@@ -23,6 +23,11 @@ def lmer(formula, data, REML=True, weights=None, **params):  # noqa: N803 (R's a
     weights : str or array-like, default=None
         Prior weights: the name of a numeric column of ``data``, or an array (lme4's
         ``weights``).
+    na_action : {"omit", "fail"}, default="omit"
+        R's ``na.action``: leave out the rows missing a value of a variable the model
+        uses (the formula's variables, the response, the weights), as R's default
+        ``na.omit``, or refuse them (``na.fail``). The rows left out are the fit's
+        ``na_dropped_`` and their number is printed in the summary.
     **params
         Other :class:`MixedLMRegressor` parameters (``tol``, ``max_iter``,
         ``unseen_levels``).
@@ -50,9 +55,24 @@ def lmer(formula, data, REML=True, weights=None, **params):  # noqa: N803 (R's a
         )
     data, weights = with_column(data, weights, "weights")
     model = MixedLMRegressor(
-        formula=formula, method="REML" if REML else "ML", weights=weights, **params
+        formula=formula,
+        method="REML" if REML else "ML",
+        weights=weights,
+        na_action=r_na_action(na_action),
+        **params,
     )
     return model.fit(data)
+
+
+def r_na_action(na_action):
+    """The estimator's ``na_action`` for R's name of it (``"omit"`` or ``"fail"``)."""
+    actions = {"omit": "omit", "fail": "raise"}
+    if na_action not in actions:
+        raise ValueError(
+            f"na_action must be 'omit' (R's na.omit, the default) or 'fail' (na.fail); got "
+            f"{na_action!r}."
+        )
+    return actions[na_action]
 
 
 def with_column(data, values, argument):

@@ -103,6 +103,9 @@ class Summary:
         Number of levels of each grouping factor, indexed by factor.
     n_obs : int
         Number of observations.
+    n_dropped : int
+        Number of rows left out for missing values (``na_action="omit"``), printed
+        under ``Number of obs`` as R's ``lm`` and ``glm`` summaries print it.
     fixed_effects : pandas.DataFrame
         ``Estimate``, ``Std. Error`` and ``t value`` of each fixed effect.
     fixed_effects_correlation : pandas.DataFrame
@@ -163,6 +166,7 @@ class Summary:
         self.formula = formula
         self.data_name = data_name
         self.n_obs = int(result.n_obs)
+        self.n_dropped = len(getattr(result, "na_dropped", ()))
         self.is_singular = bool(result.is_singular)
 
         if result.method == "REML":
@@ -291,7 +295,12 @@ class Summary:
 
     def _groups_text(self):
         groups = "; ".join(f"{g}, {n}" for g, n in self.groups["Levels"].items())
-        return fill([f"Number of obs: {self.n_obs}, groups: ", groups])
+        lines = fill([f"Number of obs: {self.n_obs}, groups: ", groups])
+        if self.n_dropped:
+            # lme4 1.1-31 prints no such line; this is R's naprint(), as lm and glm show it.
+            plural = "observation" if self.n_dropped == 1 else "observations"
+            lines.append(f"  ({self.n_dropped} {plural} deleted due to missingness)")
+        return lines
 
     def _fixed_effects_cells(self):
         """Row names, column names and rows of lme4's ``printCoefmat`` table."""

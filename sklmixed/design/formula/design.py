@@ -364,13 +364,24 @@ class FormulaDesign(Design):
     response_columns : {1, 2}, default=1
         Columns of the response the model takes: 1 (a number per row), or 2 for a
         binomial model's ``cbind(successes, failures)``.
+    na_action : {"raise", "omit"}, default="raise"
+        Whether rows missing a value of a variable the formula (or the weights) uses
+        are refused or left out, as R's ``na.fail`` and ``na.omit``.
     """
 
-    def __init__(self, formula, weights=None, unseen_levels="population", response_columns=1):
+    def __init__(
+        self,
+        formula,
+        weights=None,
+        unseen_levels="population",
+        response_columns=1,
+        na_action="raise",
+    ):
         self.formula = formula
         self.weights = weights
         self.unseen_levels = unseen_levels
         self.response_columns = response_columns
+        self.na_action = na_action
 
     @property
     def response(self):
@@ -381,6 +392,13 @@ class FormulaDesign(Design):
     def variables(self):
         """Every data column the formula's right side uses."""
         return FormulaTerms(self.formula).variables
+
+    def _used_columns(self, X, groups):
+        terms = FormulaTerms(self.formula)
+        names = list(terms.variables) + list(terms._layout.response_columns) + [self.weights]
+        # A variable absent from X is reported by name when the formula reads X.
+        present = [v for v in dict.fromkeys(names) if v is not None and v in X.columns]
+        return [X[v] for v in present]
 
     def _read(self, X, groups, fitting):
         if groups is not None:

@@ -17,15 +17,16 @@ interaction of the two; each school has its own intercept and its own slope on
 
     normexam ~ standLRT * schavg + (1 + standLRT | school)
 
-Run it with ``python examples/exam_walkthrough.py``.
+Run it with ``pip install ".[plot]" && python examples/plot_exam_walkthrough.py``.
 """
 
 # %%
 import textwrap
 
+import matplotlib.pyplot as plt
 import numpy as np
 
-from sklmixed import lmer
+from sklmixed import lmer, plotting
 from sklmixed.datasets import load_exam
 
 
@@ -185,6 +186,16 @@ estimated {sd_int:.3f} and {sd_slope:.3f} because of that shrinkage. The three
 schools with the highest intercepts:
 """)
 print(modes.sort_values("(Intercept)", ascending=False).head(3).round(3))
+
+# %%
+# The caterpillar plot shows all 65 schools at once: each school's mode with a 95%
+# interval from its conditional variance (lme4's ``dotplot(ranef(fit, condVar =
+# TRUE))``). Intervals that cross 0 are schools the data cannot tell from average.
+fig, axes = plt.subplots(1, 2, figsize=(9, 6), sharey=False)
+plotting.caterpillar(fit, column="(Intercept)", ax=axes[0])
+plotting.caterpillar(fit, column="standLRT", ax=axes[1])
+fig.tight_layout()
+plt.show()
 top = modes["(Intercept)"].idxmax()
 schavg_top = exam.loc[exam["school"] == top, "schavg"].iloc[0]
 slope_top = b["standLRT"] + inter * schavg_top + modes.loc[top, "standLRT"]
