@@ -90,6 +90,15 @@ class MixedLMResult:
         Position in the fit's θ (block order) of each entry of ``theta`` (lme4's order).
     theta_scale : ndarray
         Scale of each entry of the fit's θ: θ for unit-scale columns is ``θ · scale``.
+    training_factors : tuple of RandomFactor
+        The grouping factors of the training rows (level codes and random-effect
+        columns), for ``simulate`` on the training data.
+    prior_weights : ndarray of shape (n_obs,) or None
+        The training rows' prior weights.
+    added_groups : AddedGroups or None
+        Levels added after the fit (``add_groups``), whose modes and conditional
+        variances ``random_effects`` and ``random_effects_cond_var`` list after the
+        fitted levels'.
     """
 
     method: str
@@ -124,6 +133,9 @@ class MixedLMResult:
     fit: LMMFit
     theta_order: np.ndarray
     theta_scale: np.ndarray
+    training_factors: tuple = ()
+    prior_weights: np.ndarray | None = None
+    added_groups: object = None
 
     def internal_theta(self, theta) -> np.ndarray:
         """θ in lme4's order and the data's units, as the criterion takes it (block
@@ -287,6 +299,8 @@ def build_result(fit: LMMFit, arrays, design, method, fitted) -> MixedLMResult:
         fit=fit,
         theta_order=theta_order,
         theta_scale=theta_scale,
+        training_factors=tuple(arrays.factors),
+        prior_weights=arrays.weights,
     )
 
 
