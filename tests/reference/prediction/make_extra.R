@@ -3,7 +3,7 @@
 # of a fit with prior weights (with its residual types), of two uncorrelated terms on
 # one factor, and of nested factors (with new rows of a new cask in a known batch and of
 # a new batch). Writes sleepstudy_weighted.json, exam_uncorrelated.json and
-# pastes_nested.json here; see README.md.
+# pastes_nested.json here; see README_extra.md.
 #
 #   Rscript tests/reference/prediction/make_extra.R
 #
