@@ -145,18 +145,50 @@ def test_crossed_factors_one_left_out(penicillin):
     np.testing.assert_allclose(half**2, std**2 + prior_plate + sigma**2, rtol=1e-9)
 
 
+def test_slopes_crossed_with_a_second_factor(exam_crossed):
+    """A random slope in the first factor and a second factor: every row's standard
+    error, with both factors and with the second alone, against dense C⁻¹."""
+    frame, model = exam_crossed
+    rows = frame.iloc[::10]
+    ZL, X, _, sigma, blocks = dense_system(model, rows)
+    full_ZL, full_X, _, _, _ = dense_system(model, frame)
+    Q = full_ZL.shape[1]
+    C = np.block(
+        [
+            [full_ZL.T @ full_ZL + np.eye(Q), full_ZL.T @ full_X],
+            [full_X.T @ full_ZL, full_X.T @ full_X],
+        ]
+    )
+    C_inv = np.linalg.inv(C)
+    A = np.hstack([ZL, X])
+    _, std = model.predict(rows, return_std=True)
+    np.testing.assert_allclose(std**2, sigma**2 * np.einsum("ij,ij->i", A @ C_inv, A), rtol=1e-9)
+    assert blocks == ["school", "schgend"]
+    A[:, : 2 * model.n_groups_["school"]] = 0.0
+    _, std = model.predict(rows, random_effects=["schgend"], return_std=True)
+    np.testing.assert_allclose(std**2, sigma**2 * np.einsum("ij,ij->i", A @ C_inv, A), rtol=1e-9)
+
+
 # --------------------------------------------------------- the kernel on arbitrary rows
 
 
-@pytest.mark.parametrize("dataset", ["penicillin", "sleep"])
-def test_joint_kernel_on_arbitrary_sparse_rows(dataset, penicillin, sleep):
+@pytest.fixture(scope="module")
+def exam_crossed():
+    """A first factor with a random slope (q₁ = 2) crossed with a second factor."""
+    frame = load_exam(as_frame=True).frame
+    formula = "normexam ~ standLRT + (standLRT | school) + (1 | schgend)"
+    return frame, _quiet_fit(MixedLMRegressor(formula=formula), frame)
+
+
+@pytest.mark.parametrize("dataset", ["penicillin", "sleep", "exam_crossed"])
+def test_joint_kernel_on_arbitrary_sparse_rows(dataset, request):
     """aᵀ C⁻¹ a for random sparse a (several first-block levels per row, repeated
     second-block entries, a zero row) against the dense inverse of C, in the
     criterion's own coordinates (block order, unit-scale columns)."""
-    frame, model = penicillin if dataset == "penicillin" else sleep
+    frame, model = request.getfixturevalue(dataset)
     state = prediction_state(model.result_, list(model.design_.levels_))
     plan = model.result_.fit.criterion.stats.plan
-    X_frame = frame if dataset == "penicillin" else frame[["Days", "Subject"]]
+    X_frame = frame[["Days", "Subject"]] if dataset == "sleep" else frame
     arrays = model.design_.transform(model._validate_X(X_frame, None, reset=False))
     ZL = []
     for fs in state.factors:

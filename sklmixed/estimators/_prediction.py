@@ -315,16 +315,15 @@ class PredictionMixin:
         """
         check_is_fitted(self, "result_")
         rng = check_random_state(random_state)
+        if X is not None:
+            X = self._validate_X(X, groups, reset=False)
         eta = self._simulate_linear_predictor(n_draws, rng, X, groups, use_fitted_effects)
-        weights = (
-            self.result_.prior_weights
-            if X is None
-            else self._prior_weights(self._validate_X(X, groups, reset=False))
-        )
+        weights = self.result_.prior_weights if X is None else self._prior_weights(X)
         return gaussian_response(eta, self.result_.sigma, rng, weights)
 
     def _simulate_linear_predictor(self, n_draws, rng, X, groups, use_fitted_effects):
-        """Draws of the linear predictor (the family-independent part of ``simulate``)."""
+        """Draws of the linear predictor (the family-independent part of ``simulate``) at
+        the training rows (``X`` None) or at ``X`` (validated)."""
         state = self._state()
         if X is None:
             factors = self.result_.training_factors
@@ -335,7 +334,7 @@ class PredictionMixin:
             return draw_linear_predictor(
                 state, population, factors, n_draws, rng, use_fitted_effects
             )
-        X, arrays = self._new_data(X, groups)
+        arrays = self.design_.transform(X, groups)
         labels = self.design_.group_labels(X, groups)
         unseen = {}
         for factor in arrays.factors:

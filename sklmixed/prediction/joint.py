@@ -29,7 +29,6 @@ This module is numpy and scipy only; it serves any blocked factor of the form ab
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import pairwise
 
 import numpy as np
 import scipy.sparse as sp
@@ -238,38 +237,29 @@ class JointCovariance:
         supp_level, self._supp_rows = np.divmod(unique, Q2)
         self._supp_rows = self._supp_rows.astype(np.intp)
         self._supp_ptr = np.searchsorted(supp_level, np.arange(m1 + 1)).astype(np.intp)
-        counts = np.diff(self._supp_ptr)
-        self._E = self._per_level_quadratic(counts)
-        # J = L₂₁,gᵀ Σ₂β (q1 × p) per level.
-        entry_level = np.repeat(np.arange(m1), counts)
-        S2b_rows = self.S2b[self._supp_rows]
-        J = np.zeros((m1, q1, p))
-        for a in range(q1):
-            for k in range(p):
-                J[:, a, k] = np.bincount(
-                    entry_level, self._supp_values[:, a] * S2b_rows[:, k], minlength=m1
-                )
-        self._J = J
+        # Per level: E = L₂₁,gᵀ Σ₂₂ L₂₁,g (q1 × q1) and J = L₂₁,gᵀ Σ₂β (q1 × p).
+        L21 = L21.tocsc()
+        self._E = self._per_level_quadratic(L21)
+        self._J = np.asarray(L21.T @ self.S2b).reshape(m1, q1, p)
 
-    def _per_level_quadratic(self, counts):
-        """``E_g = L₂₁,gᵀ Σ₂₂ L₂₁,g`` (q1 × q1) per level, over the pairs of each level's
-        rows of ``L₂₁``, a bounded number of pairs at a time."""
-        m1, q1 = self.m1, self.q1
-        E = np.zeros((m1, q1, q1))
-        bounds = _batches(counts * counts, _DENSE_ENTRIES)
-        for lo, hi in pairwise(bounds):
-            first, second = pairs_within(counts[lo:hi])
-            first = first + self._supp_ptr[lo]
-            second = second + self._supp_ptr[lo]
-            V = self._supp_values
-            weight = self.S22[self._supp_rows[first], self._supp_rows[second]]
-            pair_level = np.repeat(np.arange(hi - lo), counts[lo:hi] ** 2)
+    def _per_level_quadratic(self, L21):
+        """``E_g = L₂₁,gᵀ Σ₂₂ L₂₁,g`` per level: ``L₂₁ᵀ Σ₂₂`` for a batch of levels (dense,
+        a bounded number of entries at a time), then its products with ``L₂₁``'s own
+        entries on each level's columns."""
+        m1, q1, Q2 = self.m1, self.q1, self.Q2
+        E = np.zeros(m1 * q1 * q1)
+        step = max(1, _DENSE_ENTRIES // max(q1 * Q2, 1))
+        for lo in range(0, m1, step):
+            hi = min(lo + step, m1)
+            block = L21[:, lo * q1 : hi * q1]
+            W = np.asarray(block.T @ self.S22)  # rows (level, a) of L₂₁ᵀ Σ₂₂
+            entries = block.tocoo()
+            level, b = np.divmod(entries.col, q1)
             for a in range(q1):
-                for b in range(q1):
-                    E[lo:hi, a, b] = np.bincount(
-                        pair_level, weight * V[first, a] * V[second, b], minlength=hi - lo
-                    )
-        return E
+                values = W[level * q1 + a, entries.row] * entries.data
+                index = ((lo + level) * q1 + a) * q1 + b
+                E += np.bincount(index, values, minlength=E.size)
+        return E.reshape(m1, q1, q1)
 
     # -- evaluation ------------------------------------------------------------------
     def quadratic_forms(self, rows: JointRows) -> np.ndarray:
@@ -420,14 +410,3 @@ def _offsets(counts):
         np.cumsum(counts) - counts, counts
     )
 
-
-def _batches(costs, budget):
-    """Boundaries splitting consecutive items into batches of total cost about ``budget``
-    (an item costlier than the budget is a batch of its own)."""
-    cumulative = np.cumsum(costs)
-    bounds = [0]
-    while bounds[-1] < len(costs):
-        base = cumulative[bounds[-1] - 1] if bounds[-1] else 0
-        nxt = int(np.searchsorted(cumulative, base + budget, side="right"))
-        bounds.append(max(nxt, bounds[-1] + 1))
-    return bounds
