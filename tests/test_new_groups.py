@@ -8,6 +8,7 @@ uncertainty of (u, β) through the new modes. On Exam, five students of a held-o
 school improve that school's R² over the population prediction.
 """
 
+import pickle
 import warnings
 
 import numpy as np
@@ -198,6 +199,16 @@ def test_chained_calls_equal_one_call(sleep_split):
     )
     np.testing.assert_allclose(
         twice.predict(X, return_std=True), once.predict(X, return_std=True), rtol=1e-10
+    )
+
+
+def test_an_added_model_pickles(sleep_split):
+    _, test, model = sleep_split
+    X, y = test[["Days", "Subject", "w"]], test["Reaction"]
+    added = model.add_groups(X.iloc[:4], y.iloc[:4])
+    restored = pickle.loads(pickle.dumps(added))
+    np.testing.assert_array_equal(
+        restored.predict(X, return_std=True), added.predict(X, return_std=True)
     )
 
 

@@ -287,6 +287,22 @@ def test_labels_of_another_type_are_refused(exam, policy):
         formula.predict(frame.iloc[:5].astype({"school": str}))
 
 
+def test_labels_that_are_the_same_values_match(exam):
+    """Labels equal as R's factor() compares them match whatever their dtype: integer
+    ids given as floats, as objects or as a Categorical. Fitted on strings, integers are
+    refused as above."""
+    frame, model = exam
+    rows = frame[["standLRT", "school"]].iloc[::400]
+    expected = model.predict(rows, return_std=True)
+    for dtype in (float, object, "category"):
+        got = model.predict(rows.astype({"school": dtype}), return_std=True)
+        np.testing.assert_allclose(got, expected, rtol=1e-12)
+    as_strings = MixedLMRegressor(group="school", random_effects=["standLRT"])
+    as_strings.fit(frame[["standLRT", "school"]].astype({"school": str}), frame["normexam"])
+    with pytest.raises(ValueError, match="fitted levels are strings.*these labels are numbers"):
+        as_strings.predict(rows)
+
+
 def test_categorical_labels_code_as_their_values(exam):
     """A Categorical column of new data codes through its categories, with the same
     predictions, unseen handling and messages as plain labels."""

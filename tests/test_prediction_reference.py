@@ -86,10 +86,14 @@ def test_fitted_standard_errors_at_lme4_theta(case):
     np.testing.assert_allclose(se_none, ref["se_fit_none"], rtol=AT_THETA)
     scale = np.abs(ref["fitted_all"]).max()
     np.testing.assert_allclose(
-        prediction_mean(state, arrays, _names(state))[:k], ref["fitted_all"], atol=1e-10 * scale
+        prediction_mean(arrays, state.beta, state.modes, _names(state))[:k],
+        ref["fitted_all"],
+        atol=1e-10 * scale,
     )
     np.testing.assert_allclose(
-        prediction_mean(state, arrays, ())[:k], ref["fitted_none"], atol=1e-10 * scale
+        prediction_mean(arrays, state.beta, state.modes, ())[:k],
+        ref["fitted_none"],
+        atol=1e-10 * scale,
     )
 
 
@@ -107,7 +111,9 @@ def test_new_and_known_rows_at_lme4_theta(case, part):
     )
     scale = np.abs(ref[part]["prediction"]).max()
     np.testing.assert_allclose(
-        prediction_mean(state, arrays, _names(state)), ref[part]["prediction"], atol=1e-10 * scale
+        prediction_mean(arrays, state.beta, state.modes, _names(state)),
+        ref[part]["prediction"],
+        atol=1e-10 * scale,
     )
     if part == "new_group":  # the known levels' share, and the new levels' prior variance
         prior = np.asarray(ref[part]["prior_var_new_levels"])
@@ -157,7 +163,9 @@ def test_weights_two_terms_and_nesting(name):
         )
     scale = np.abs(ref["fitted"]).max()
     np.testing.assert_allclose(
-        prediction_mean(state, arrays, _names(state))[:k], ref["fitted"], atol=1e-10 * scale
+        prediction_mean(arrays, state.beta, state.modes, _names(state))[:k],
+        ref["fitted"],
+        atol=1e-10 * scale,
     )
     np.testing.assert_allclose(
         model.predict(data, return_std=True)[1][:k], ref["se_fit_all"], rtol=TOL_REL
@@ -175,7 +183,9 @@ def test_nested_new_cask_in_known_batch():
         rtol=AT_THETA,
     )  # fmt: skip
     np.testing.assert_allclose(
-        prediction_mean(state, arrays, _names(state)), ref["new_rows"]["lme4_predict"], rtol=1e-10
+        prediction_mean(arrays, state.beta, state.modes, _names(state)),
+        ref["new_rows"]["lme4_predict"],
+        rtol=1e-10,
     )
 
 

@@ -64,16 +64,17 @@ class PredictionMixin:
         ``"observation"``, its variance (or a new observation's)."""
         check_is_fitted(self, "result_")
         X, arrays = self._new_data(X, groups)
+        result = self.result_
+        include = select_factors(random_effects, list(self.design_.levels_))
+        if variance is None:
+            modes = {name: table.to_numpy() for name, table in result.random_effects.items()}
+            return prediction_mean(arrays, result.fixed_effects.to_numpy(), modes, include), None
         state = self._state()
-        include = select_factors(random_effects, [f.name for f in state.factors])
-        if variance is not None:
-            _ = state.covariance  # built once per fit, with the BLAS's own threads
+        _ = state.covariance  # built once per fit, with the BLAS's own threads
         # Products over many rows and a few columns are memory-bound: BLAS threads only
         # add contention there (as in fit's optimizer).
         with single_threaded_blas():
-            mean = prediction_mean(state, arrays, include)
-            if variance is None:
-                return mean, None
+            mean = prediction_mean(arrays, state.beta, state.modes, include)
             observation = variance == "observation"
             weights = self._prior_weights(X) if observation else None
             return mean, prediction_variance(state, arrays, include, observation, weights)
@@ -342,7 +343,7 @@ class PredictionMixin:
             if rows.any():
                 values = pd.Series(np.asarray(labels[factor.name], dtype=object)[rows])
                 unseen[factor.name] = pd.factorize(values, use_na_sentinel=True)[0]
-        population = prediction_mean(state, arrays, ())
+        population = prediction_mean(arrays, state.beta, state.modes, ())
         return draw_linear_predictor(
             state, population, arrays.factors, n_draws, rng, use_fitted_effects, unseen
         )

@@ -409,4 +409,3 @@ def _offsets(counts):
     return np.arange(int(counts.sum()), dtype=np.intp) - np.repeat(
         np.cumsum(counts) - counts, counts
     )
-

@@ -54,14 +54,18 @@ def linear_predictor(X, beta, factors, modes, offset=None):
     return out
 
 
-def prediction_mean(state, arrays, include):
+def prediction_mean(arrays, beta, modes, include):
     """``Xβ`` (+ offset) plus the modes of the included factors' known levels.
 
     Parameters
     ----------
-    state : PredictionState
     arrays : ModelArrays
         New data, coded by the fitted design (−1: a level never seen, which adds 0).
+    beta : ndarray of shape (p,)
+    modes : mapping of str to ndarray of shape (n_levels, q)
+        Each factor's table of conditional modes (a
+        :class:`~sklmixed.prediction.state.PredictionState`'s ``modes``, or a
+        result's ``random_effects`` as arrays).
     include : tuple of str
         The factors whose random effects enter.
 
@@ -69,10 +73,10 @@ def prediction_mean(state, arrays, include):
     -------
     ndarray of shape (n,)
     """
-    factors, modes = [], []
+    factors, tables = [], []
     for factor in arrays.factors:
         if factor.name in include:
-            table = state.factor(factor.name).modes
+            table = np.asarray(modes[factor.name], dtype=float)
             factors.append(factor)
-            modes.append(np.vstack([table, np.zeros((1, table.shape[1]))]))
-    return linear_predictor(arrays.X, state.beta, factors, modes, arrays.offset)
+            tables.append(np.vstack([table, np.zeros((1, table.shape[1]))]))
+    return linear_predictor(arrays.X, beta, factors, tables, arrays.offset)

@@ -85,6 +85,11 @@ class PredictionState:
     added: object = None
 
     @property
+    def modes(self) -> dict:
+        """Each factor's table of conditional modes, by name."""
+        return {f.name: f.modes for f in self.factors}
+
+    @property
     def covariance(self) -> JointCovariance:
         """The joint covariance of (u, β) at θ, relative to σ²."""
         return self.covariance_factory()
