@@ -202,8 +202,8 @@ class JointCovariance:
                 for a in range(self.q1)
                 for b in range(a + 1)
             }
-            # Row a of each level's L₃₁ block: (m1, p).
-            self._L31 = [np.ascontiguousarray(factor.C1_rows[a, :, :p]) for a in range(self.q1)]
+            # Each level's L₃₁ block, transposed: (m1, q1, p).
+            self._L31 = np.ascontiguousarray(factor.C1_rows[:, :, :p].transpose(1, 0, 2))
         self.has_second_block = cp.has_second_block
         if cp.has_second_block:
             self._second_block(factor, p, RX)
@@ -293,9 +293,9 @@ class JointCovariance:
                 v1[:, a] += np.take(entries, levels) * coef[:, b]
             share = np.einsum("ka,ka->k", v1, v1)
             if self.p:
-                contribution = np.zeros((levels.size, self.p))
-                for a in range(self.q1):
-                    contribution += v1[:, a, None] * np.take(self._L31[a], levels, axis=0)
+                # One gather of each row's level block and one contraction: fewer
+                # row-sized temporaries than a pass per column.
+                contribution = np.einsum("kap,ka->kp", np.take(self._L31, levels, axis=0), v1)
             if rows.one_per_row:
                 out += share
                 if self.p:
