@@ -156,6 +156,16 @@ class Design:
             frequency=frequency,
         )
 
+    def group_labels(self, X, groups=None) -> dict:
+        """Each grouping factor's labels in new data, as read (before any coding).
+
+        Returns
+        -------
+        dict of str to ndarray or pandas.Categorical
+        """
+        _, _, terms = self._read(X, groups, fitting=False)
+        return {name: group[0][1].labels for name, group in _by_factor(terms).items()}
+
     def transform(self, X, groups=None) -> ModelArrays:
         """The model arrays of new data, coded as in fit (response not read).
 
@@ -174,16 +184,6 @@ class Design:
             factors=tuple(factors),
             offset=self._offset(X),
         )
-
-    def group_labels(self, X, groups=None) -> dict:
-        """Each grouping factor's labels in new data, as read (before any coding).
-
-        Returns
-        -------
-        dict of str to ndarray or pandas.Categorical
-        """
-        _, _, terms = self._read(X, groups, fitting=False)
-        return {name: group[0][1].labels for name, group in _by_factor(terms).items()}
 
 
 def _by_factor(terms):
