@@ -92,6 +92,15 @@ class MixedLMResult:
         Scale of each entry of the fit's θ: θ for unit-scale columns is ``θ · scale``.
     na_dropped : pandas.Index
         Rows left out for missing values (labels or positions); empty when none were.
+    training_factors : tuple of RandomFactor
+        The grouping factors of the training rows (level codes and random-effect
+        columns), for ``simulate`` on the training data.
+    prior_weights : ndarray of shape (n_obs,) or None
+        The training rows' prior weights.
+    added_groups : AddedGroups or None
+        Levels added after the fit (``add_groups``), whose modes and conditional
+        variances ``random_effects`` and ``random_effects_cond_var`` list after the
+        fitted levels'.
     """
 
     method: str
@@ -127,6 +136,9 @@ class MixedLMResult:
     theta_order: np.ndarray
     theta_scale: np.ndarray
     na_dropped: pd.Index = field(default_factory=lambda: pd.Index([], dtype=np.int64))
+    training_factors: tuple = ()
+    prior_weights: np.ndarray | None = None
+    added_groups: object = None
 
     def internal_theta(self, theta) -> np.ndarray:
         """θ in lme4's order and the data's units, as the criterion takes it (block
@@ -291,6 +303,8 @@ def build_result(fit: LMMFit, arrays, design, method, fitted) -> MixedLMResult:
         theta_order=theta_order,
         theta_scale=theta_scale,
         na_dropped=getattr(design, "na_dropped_", pd.Index([], dtype=np.int64)),
+        training_factors=tuple(arrays.factors),
+        prior_weights=arrays.weights,
     )
 
 

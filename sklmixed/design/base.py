@@ -162,6 +162,16 @@ class Design:
         keep = ~dropped
         return tuple(take_rows(v, keep) for v in (X, y, groups, sample_weight))
 
+    def group_labels(self, X, groups=None) -> dict:
+        """Each grouping factor's labels in new data, as read (before any coding).
+
+        Returns
+        -------
+        dict of str to ndarray or pandas.Categorical
+        """
+        _, _, terms = self._read(X, groups, fitting=False)
+        return {name: group[0][1].labels for name, group in _by_factor(terms).items()}
+
     def transform(self, X, groups=None) -> ModelArrays:
         """The model arrays of new data, coded as in fit (response not read).
 

@@ -92,16 +92,12 @@ def code_new_labels(labels, levels, name, policy="population"):
         (``"1"`` against ``1``).
     """
     if isinstance(labels, pd.Categorical):
-        labels = np.asarray(labels, dtype=object)
+        return _code_categorical(labels, levels, name, policy)
     labels = np.asarray(labels)
     missing = pd.isna(labels) if labels.dtype == object or labels.dtype.kind == "f" else None
     if missing is not None and missing.any():
         # A missing label is a group never seen (lme4's allow.new.levels).
-        message = f"Group column {name!r} has {int(missing.sum())} missing label(s)"
-        if policy == "error":
-            raise ValueError(message + "; unseen_levels='error'.")
-        if policy == "warn":
-            exceptions.warn(message + ": they get the population-level prediction.")
+        _apply_policy_to_missing(int(missing.sum()), name, policy)
         codes = np.full(labels.size, -1, dtype=np.intp)
         if (~missing).any():
             codes[~missing] = code_new_labels(labels[~missing], levels, name, policy)
@@ -124,12 +120,48 @@ def code_new_labels(labels, levels, name, policy="population"):
             f"{_kind(pd.Index(keys))} ({_show(pd.unique(keys)[:3])}). Convert them to the "
             "fitted type."
         )
+    _apply_policy_to_unseen(pd.unique(labels[unseen]), int(unseen.sum()), name, policy)
+    return codes
+
+
+def _code_categorical(labels, levels, name, policy):
+    """``code_new_labels`` of a pandas Categorical: each category used is coded once and
+    the rows take their category's code (the same codes, messages and errors as for
+    the labels themselves)."""
+    row_codes = np.asarray(labels.codes, dtype=np.intp)
+    missing = row_codes < 0
+    if missing.any():
+        _apply_policy_to_missing(int(missing.sum()), name, policy)
+    used = np.zeros(len(labels.categories), dtype=bool)
+    used[row_codes[~missing]] = True
+    of_category = np.full(used.size, -1, dtype=np.intp)
+    if used.any():
+        categories = np.asarray(labels.categories[used], dtype=object)
+        of_category[used] = code_new_labels(categories, levels, name, "population")
+    codes = np.where(missing, -1, of_category[np.maximum(row_codes, 0)])
+    unseen = (codes < 0) & ~missing
+    if unseen.any():
+        new = np.asarray(labels.categories, dtype=object)[used & (of_category < 0)]
+        _apply_policy_to_unseen(new, int(unseen.sum()), name, policy)
+    return codes
+
+
+def _apply_policy_to_missing(n_missing, name, policy):
+    """The unseen-level policy for missing labels (a group never seen, as in lme4)."""
+    message = f"Group column {name!r} has {n_missing} missing label(s)"
+    if policy == "error":
+        raise ValueError(message + "; unseen_levels='error'.")
+    if policy == "warn":
+        exceptions.warn(message + ": they get the population-level prediction.")
+
+
+def _apply_policy_to_unseen(new, n_rows, name, policy):
+    """The unseen-level policy for the labels ``new`` (distinct) in ``n_rows`` rows."""
     if policy == "population":
-        return codes
-    new = pd.unique(np.asarray(labels)[unseen])
+        return
     message = (
         f"Group column {name!r} has {len(new)} level(s) not seen in fit ({_show(new[:5])}"
-        f"{', ...' if len(new) > 5 else ''}) in {int(unseen.sum())} row(s)"
+        f"{', ...' if len(new) > 5 else ''}) in {n_rows} row(s)"
     )
     if policy == "error":
         raise ValueError(
@@ -137,7 +169,6 @@ def code_new_labels(labels, levels, name, policy="population"):
             "population-level prediction of new groups."
         )
     exceptions.warn(message + ": they get the population-level prediction (no random effect).")
-    return codes
 
 
 def _keys(labels, name):

@@ -7,21 +7,21 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted
 
 from .. import exceptions
 from ..exceptions import UnboundedLikelihoodWarning
 from .._core import Criterion, fit_lmm
 from ..design.checks import check_residual_variation
-from ..prediction import linear_predictor, padded_modes
+from ..prediction import linear_predictor
 from ..result import build_result
 from ..stats import reduce
 from ._base import DESIGN_CONSTRAINTS, MixedModelMixin
+from ._prediction import PredictionMixin
 
 __all__ = ["MixedLMRegressor"]
 
 
-class MixedLMRegressor(MixedModelMixin, RegressorMixin, BaseEstimator):
+class MixedLMRegressor(PredictionMixin, MixedModelMixin, RegressorMixin, BaseEstimator):
     """Linear mixed-effects model fitted by REML or ML, as lme4's ``lmer``.
 
     The model is ``y = Xβ + Zb + ε`` with random effects ``b ~ N(0, Σ)`` per level of
@@ -290,33 +290,6 @@ class MixedLMRegressor(MixedModelMixin, RegressorMixin, BaseEstimator):
         _warn_if_unbounded(fit, arrays)
         self._warn_about(result)
         return self
-
-    def predict(self, X, groups=None):
-        """Predict with fixed effects plus the conditional modes of known levels.
-
-        Parameters
-        ----------
-        X : array-like or DataFrame of shape (n_samples, n_features)
-            Same columns as in ``fit``.
-        groups : array-like, default=None
-            Group labels, when the model was fitted with ``groups=``.
-
-        Returns
-        -------
-        y_pred : ndarray of shape (n_samples,)
-            Predictions; rows whose level was not seen in fit get the
-            population-level (fixed-effects) prediction for that factor.
-        """
-        check_is_fitted(self, "result_")
-        X = self._validate_X(X, groups, reset=False)
-        arrays = self.design_.transform(X, groups)
-        return linear_predictor(
-            arrays.X,
-            self.result_.fixed_effects.to_numpy(),
-            arrays.factors,
-            padded_modes(self.result_, arrays.factors),
-            arrays.offset,
-        )
 
     def score(self, X, y, groups=None, sample_weight=None):
         """R² of ``predict(X, groups)`` against ``y``.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["linear_predictor", "padded_modes"]
+__all__ = ["linear_predictor", "padded_modes", "prediction_mean"]
 
 
 def padded_modes(result, factors):
@@ -52,3 +52,31 @@ def linear_predictor(X, beta, factors, modes, offset=None):
             # np.take gathers rows without fancy indexing's overhead.
             out += np.einsum("ij,ij->i", Z, np.take(factor_modes, code, axis=0))
     return out
+
+
+def prediction_mean(arrays, beta, modes, include):
+    """``Xβ`` (+ offset) plus the modes of the included factors' known levels.
+
+    Parameters
+    ----------
+    arrays : ModelArrays
+        New data, coded by the fitted design (−1: a level never seen, which adds 0).
+    beta : ndarray of shape (p,)
+    modes : mapping of str to ndarray of shape (n_levels, q)
+        Each factor's table of conditional modes (a
+        :class:`~sklmixed.prediction.state.PredictionState`'s ``modes``, or a
+        result's ``random_effects`` as arrays).
+    include : tuple of str
+        The factors whose random effects enter.
+
+    Returns
+    -------
+    ndarray of shape (n,)
+    """
+    factors, tables = [], []
+    for factor in arrays.factors:
+        if factor.name in include:
+            table = np.asarray(modes[factor.name], dtype=float)
+            factors.append(factor)
+            tables.append(np.vstack([table, np.zeros((1, table.shape[1]))]))
+    return linear_predictor(arrays.X, beta, factors, tables, arrays.offset)
