@@ -136,13 +136,14 @@ def fit_lmm(
             on_boundary=np.zeros(0, dtype=bool),
         )
         check = None
+        sol = criterion.solve(record.theta)
     else:
         with single_threaded_blas():
             record, check = _optimize_theta(
                 watched, criterion, *_theta_start(stats, terms, criterion), tol, max_evals,
                 check_convergence,
             )  # fmt: skip
-    sol = criterion.solve(record.theta)
+            sol = criterion.solve(record.theta)
     scales = stats.plan.scales
     theta = _theta_unscaled(record.theta, terms, scales)
     modes, cond_cov = [], []

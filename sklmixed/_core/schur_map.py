@@ -61,7 +61,7 @@ class SchurComplementMap:
         ``q = 1``: ``Aᵢ`` per level. ``q = 2``: for each weight of :func:`_weights`, its
         coefficients in the rows of :func:`_determinants_and_n` per level (the rows as
         linear maps of ``|Aᵢ|``, ``Aᵢ[0,0]``, ``Aᵢ[1,0]``, ``Aᵢ[1,1]`` and 1).
-    theta_slots : tuple of int
+    theta_slots : list of int
         Positions of ``T[0,0]``, ``T[1,0]``, ``T[1,1]`` in θ followed by a zero (the
         zero stands for ``T[1,0]`` of uncorrelated columns).
     products : ndarray of shape ((p + 1)², n_pairs · m)
@@ -73,7 +73,7 @@ class SchurComplementMap:
     """
 
     level_entries: np.ndarray
-    theta_slots: tuple
+    theta_slots: list
     products: np.ndarray
     XYtXY: np.ndarray
 
@@ -117,7 +117,7 @@ def schur_complement_map(cp: CrossProducts, term: TermLayout, max_entries=_MAX_E
     slots = [term.n_theta] * 3  # the appended zero
     for j, (r, c) in enumerate(zip(term.theta_rows, term.theta_cols)):
         slots[[(0, 0), (1, 0), (1, 1)].index((r, c))] = j
-    return SchurComplementMap(entries, tuple(slots), products, cp.XYtXY)
+    return SchurComplementMap(entries, slots, products, cp.XYtXY)
 
 
 def compact_batch(thetas, smap: SchurComplementMap, parts):
@@ -146,9 +146,10 @@ def compact_batch(thetas, smap: SchurComplementMap, parts):
     if smap.level_entries.ndim == 1:
         det, N = _determinants_and_n_q1(thetas[:, :1] ** 2, smap.level_entries)
     else:
-        values = np.column_stack([thetas, np.zeros(len(thetas))])
-        t00, t10, t11 = values[:, list(smap.theta_slots)].T
-        det, N = _determinants_and_n(np.column_stack(_weights(t00, t10, t11)), smap.level_entries)
+        padded = np.zeros((len(thetas), thetas.shape[1] + 1))
+        padded[:, :-1] = thetas
+        t00, t10, t11 = padded[:, smap.theta_slots].T
+        det, N = _determinants_and_n(_weights(t00, t10, t11), smap.level_entries)
     k = smap.XYtXY.shape[0]
     N = N.reshape(len(thetas), -1)
     out = np.empty(len(thetas))
@@ -167,9 +168,14 @@ def compact_batch(thetas, smap: SchurComplementMap, parts):
 
 
 def _weights(t00, t10, t11):
-    """``(d², Σ₀₀, Σ₁₀, Σ₁₁, 1)`` with ``d = |T|`` and ``Σ = T Tᵀ`` (scalars or arrays)."""
-    one = t00 * 0.0 + 1.0  # in the shape of t00
-    return (t00 * t11) ** 2, t00 * t00, t00 * t10, t10 * t10 + t11 * t11, one
+    """Rows ``(d², Σ₀₀, Σ₁₀, Σ₁₁, 1)`` with ``d = |T|`` and ``Σ = T Tᵀ``, one per θ."""
+    weights = np.empty((t00.shape[0], 5))
+    weights[:, 0] = (t00 * t11) ** 2
+    weights[:, 1] = t00 * t00
+    weights[:, 2] = t00 * t10
+    weights[:, 3] = t10 * t10 + t11 * t11
+    weights[:, 4] = t00 * 0.0 + 1.0  # NaN where θ is
+    return weights
 
 
 def _determinants_and_n(weights, entries):

@@ -39,7 +39,10 @@ def missing_rows(columns, n):
         values = np.asarray(values) if not isinstance(values, pd.Categorical) else values
         if isinstance(values, np.ndarray) and values.dtype.kind in "biu":
             continue  # integers and booleans cannot be missing
-        missing = np.asarray(pd.isna(values), dtype=bool)
+        if isinstance(values, np.ndarray) and values.dtype.kind == "f":
+            missing = np.isnan(values)
+        else:
+            missing = np.asarray(pd.isna(values), dtype=bool)
         mask |= missing.reshape(n, -1).any(axis=1) if missing.ndim > 1 else missing
     return mask
 
