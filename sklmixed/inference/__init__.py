@@ -2,9 +2,25 @@
 
 Denominator degrees of freedom for t- and F-tests of the fixed effects:
 Satterthwaite's (lmerTest) and Kenward–Roger's (pbkrtest), computed from the stored
-cross-products with exact derivatives (see ``docs/inference.md``).
+cross-products with exact derivatives and without any ``n × n`` matrix; tests of
+contrasts (lmerTest's ``contest``) and of each term (its ``anova`` of one model). See
+``docs/inference.md``.
 """
 
-from .satterthwaite import satterthwaite, satterthwaite_df, satterthwaite_parts
+from ._anova import anova, fixed_terms, term_contrasts
+from ._contest import contest
+from ._kenward_roger import KenwardRogerParts, kenward_roger, kenward_roger_parts
+from ._satterthwaite import SatterthwaiteParts, satterthwaite, satterthwaite_parts
 
-__all__ = ["satterthwaite", "satterthwaite_df", "satterthwaite_parts"]
+__all__ = [
+    "KenwardRogerParts",
+    "SatterthwaiteParts",
+    "anova",
+    "contest",
+    "fixed_terms",
+    "kenward_roger",
+    "kenward_roger_parts",
+    "satterthwaite",
+    "satterthwaite_parts",
+    "term_contrasts",
+]

@@ -58,6 +58,7 @@ models$exam_factorial <- list(dataset = "Exam", REML = TRUE,
   formula = "normexam ~ standLRT + sex * schgend + (1 | school)")
 
 summary_names <- c("sleepstudy_rs", "exam_ri_standLRT", "exam_cross_level", "exam_rs_ML",
+                   "exam_rs_schavg",
                    "penicillin_crossed")
 
 for (name in names(models)) {

@@ -17,7 +17,7 @@ Here both are exact: with ``V = σ²(ZΛΛᵀZᵀ + W⁻¹)`` linear in the entr
 (ML: ``V⁻¹`` in the two traces), with ``Vᵢ = σ² Z Dᵢ Zᵀ``,
 ``Dᵢ = ΛᵢΛᵀ + ΛΛᵢᵀ`` and ``Dᵢⱼ = ΛᵢΛⱼᵀ + ΛⱼΛᵢᵀ`` for θ and ``V_σ = 2V/σ``. Every
 trace reduces, through ``ZᵀP̃Z = ZᵀṼ⁻¹Z − ZᵀṼ⁻¹X (XᵀṼ⁻¹X)⁻¹ XᵀṼ⁻¹Z``, to sums over
-the per-level blocks of :mod:`.blocks` plus ``p × p`` products.
+the per-level blocks of :mod:`._blocks` plus ``p × p`` products.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import pandas as pd
 from scipy import stats as _stats
 
 from .. import exceptions
-from .blocks import left, variance_blocks
+from ._blocks import left, variance_blocks
 
 __all__ = ["SatterthwaiteParts", "satterthwaite", "satterthwaite_parts", "satterthwaite_df"]
 

@@ -11,7 +11,7 @@ entry and the identity for σ², and computes, with ``Φ = (XᵀV⁻¹X)⁻¹`` 
     Φ_A = Φ + 2 Φ [Σᵣₛ Wᵣₛ (Qᵣₛ − PᵣΦPₛ)] Φ
 
 pbkrtest forms ``V`` (``n × n``) and inverts it. Here every term is a sum over the
-per-level blocks of :mod:`.blocks`: ``ZᵀV⁻¹Z``, ``ZᵀV⁻¹X`` and their analogues with
+per-level blocks of :mod:`._blocks`: ``ZᵀV⁻¹Z``, ``ZᵀV⁻¹X`` and their analogues with
 ``W⁻¹`` between two ``V⁻¹`` (prior weights enter as ``G = W⁻¹`` for σ², which
 pbkrtest, ignoring weights, takes as ``I``). The random-effects parameters are those
 of the unit-scale columns; the adjusted covariance and the df do not depend on a
@@ -26,8 +26,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as _stats
 
-from .blocks import left, variance_blocks
-from .satterthwaite import _check_contrasts, _result_of, t_table
+from ._blocks import left, variance_blocks
+from ._satterthwaite import _check_contrasts, _result_of, t_table
 
 __all__ = ["KenwardRogerParts", "kenward_roger", "kenward_roger_parts"]
 
@@ -215,8 +215,17 @@ def kenward_roger(model_or_result, L=None) -> pd.DataFrame:
     return t_table(L @ beta.to_numpy(), variance, df, index)
 
 
-def kenward_roger_f(model_or_result, L, parts=None) -> dict:
-    """pbkrtest's ``KRmodcomp`` of ``Lβ = 0``: F (scaled and not), its df and p-value.
+def kenward_roger_f(model_or_result, L, parts=None, rhs=0.0) -> dict:
+    """pbkrtest's ``KRmodcomp`` of ``Lβ = rhs``: F (scaled and not), its df and p-value.
+
+    Parameters
+    ----------
+    model_or_result : MixedLMRegressor or MixedLMResult
+        A REML fit.
+    L : array-like of shape (r, p)
+    parts : KenwardRogerParts, default=None
+        Computed when not given.
+    rhs : float or array-like of shape (r,), default=0
 
     Returns
     -------
@@ -227,7 +236,11 @@ def kenward_roger_f(model_or_result, L, parts=None) -> dict:
     L = _check_contrasts(L, result.fixed_effects.size)
     parts = kenward_roger_parts(result) if parts is None else parts
     out = parts.adjust(L)
-    Lb = L @ result.fixed_effects.to_numpy()
+    beta = result.fixed_effects.to_numpy()
+    rhs = np.broadcast_to(np.asarray(rhs, dtype=float), (L.shape[0],))
+    if np.any(rhs != 0):
+        beta = beta - np.linalg.pinv(L) @ rhs  # pbkrtest's betaH
+    Lb = L @ beta
     wald = float(Lb @ np.linalg.solve(L @ parts.vcov_adjusted @ L.T, Lb))
     q = out["rank"]
     F_unscaled = wald / q
