@@ -1,7 +1,9 @@
 """lme4's ``print(summary(fit))`` of a result: text, HTML and DataFrames.
 
 :class:`Summary` reads a :class:`~sklmixed.result.MixedLMResult` and never fits
-anything. Its text follows lme4 1.1-31's ``print.summary.merMod`` line by line, with
+anything (the df of lmerTest's t-tests come from :mod:`sklmixed.inference`, which
+reads the same result). Its text follows lme4 1.1-31's ``print.summary.merMod`` (with
+lmerTest 3.1-3's title and columns unless ``ddf="lme4"``) line by line, with
 numbers formatted as R formats them (``rformat``); every table is also a DataFrame
 with unrounded numbers. The structure of the random effects (which rows belong to
 which term) is read from the result's terms, never parsed from names.
@@ -73,9 +75,10 @@ def _random_effects_table(result):
 
 
 class Summary:
-    """lme4's ``summary()`` of a fitted linear mixed model.
+    """lme4's ``summary()`` of a fitted linear mixed model, with lmerTest's t-tests.
 
-    ``print(summary)`` gives the text of lme4's ``print(summary(fit))``, numbers at
+    ``print(summary)`` gives the text of R's ``print(summary(fit))`` (lmerTest loaded,
+    or lme4 alone with ``ddf="lme4"``), numbers at
     lme4's printed precision; in a notebook it shows as HTML. The tables, with
     unrounded numbers, are DataFrame attributes.
 
@@ -139,7 +142,8 @@ class Summary:
     ...                                              exam["normexam"])
     >>> summary = model.summary()
     >>> print(summary)  # doctest: +NORMALIZE_WHITESPACE
-    Linear mixed model fit by REML ['lmerMod']
+    Linear mixed model fit by REML. t-tests use Satterthwaite's method [
+    lmerModLmerTest]
     Formula: y ~ standLRT + (1 | school)
     <BLANKLINE>
     REML criterion at convergence: 9368.8
@@ -155,17 +159,19 @@ class Summary:
     Number of obs: 4059, groups:  school, 65
     <BLANKLINE>
     Fixed effects:
-                Estimate Std. Error t value
-    (Intercept) 0.002323   0.040354   0.058
-    standLRT    0.563307   0.012468  45.180
+                 Estimate Std. Error        df t value Pr(>|t|)
+    (Intercept) 2.323e-03  4.035e-02 6.073e+01   0.058    0.954
+    standLRT    5.633e-01  1.247e-02 4.050e+03  45.180   <2e-16 ***
+    ---
+    Signif. codes:  0 ‘***’ 0.001 ‘**’ 0.01 ‘*’ 0.05 ‘.’ 0.1 ‘ ’ 1
     <BLANKLINE>
     Correlation of Fixed Effects:
              (Intr)
     standLRT 0.008
     >>> summary.fixed_effects.round(2)
-                 Estimate  Std. Error  t value
-    (Intercept)      0.00        0.04     0.06
-    standLRT         0.56        0.01    45.18
+                 Estimate  Std. Error       df  t value  Pr(>|t|)
+    (Intercept)      0.00        0.04    60.73     0.06      0.95
+    standLRT         0.56        0.01  4050.07    45.18      0.00
     """
 
     def __init__(
