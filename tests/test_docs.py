@@ -81,3 +81,16 @@ def test_summary_page_shows_the_summary_it_prints(capsys):
     printed = capsys.readouterr().out
     shown = re.search(r"```text\n(.*?)```", page.read_text(), re.S).group(1)
     assert printed == shown
+    # And it is R's: lmerTest's print of the same fit (make_ddf.R, "Data: data"), but
+    # for the last digits of lmerTest's numerically differentiated df.
+    lmertest = ROOT / "tests" / "reference" / "inference"
+    theirs = (lmertest / "ddf_exam_rs_schavg_summary_Satterthwaite.txt").read_text("utf-8")
+    theirs = theirs.replace("   Data: data", "   Data: exam").splitlines()
+    ours = shown.splitlines()
+    assert len(ours) == len(theirs)
+    for a, b in zip(ours, theirs):
+        if a != b:  # a fixed-effects row: same words, df within 1e-4 (relative)
+            assert re.sub(r"\d", "9", a) == re.sub(r"\d", "9", b)
+            df_ours, df_theirs = float(a.split()[3]), float(b.split()[3])
+            assert a.split()[:3] + a.split()[4:] == b.split()[:3] + b.split()[4:]
+            assert abs(df_ours - df_theirs) <= 1e-4 * df_theirs

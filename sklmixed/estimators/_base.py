@@ -230,13 +230,18 @@ class MixedModelMixin:
                 ConvergenceWarning,
             )
 
-    def summary(self, data_name=None):
-        """lme4's ``summary()`` of the fit: prints like R, tables as DataFrames.
+    def summary(self, data_name=None, ddf="Satterthwaite"):
+        """lme4's ``summary()`` of the fit with lmerTest's t-tests: prints like R,
+        tables as DataFrames.
 
         Parameters
         ----------
         data_name : str, default=None
             Printed as lme4's ``Data:`` line when given.
+        ddf : {"Satterthwaite", "Kenward-Roger", "lme4"}, default="Satterthwaite"
+            Denominator df of the t-tests (lmerTest's ``summary(fit, ddf = ...)``):
+            Satterthwaite's, Kenward–Roger's (REML fits; adjusted standard errors
+            too), or ``"lme4"`` for lme4's table without df and p-values.
 
         Returns
         -------
@@ -247,7 +252,7 @@ class MixedModelMixin:
         from ..report import Summary
 
         check_is_fitted(self, "result_")
-        return Summary(self.result_, data_name=data_name)
+        return Summary(self.result_, data_name=data_name, ddf=ddf)
 
     def _more_tags_for_groups(self, tags):
         tags.input_tags.allow_nan = False

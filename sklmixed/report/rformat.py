@@ -17,10 +17,13 @@ __all__ = [
     "deparse_formula",
     "fill",
     "format_one",
+    "format_pval",
     "format_real",
     "print_matrix",
     "print_named",
     "r_round",
+    "signif_stars",
+    "title_lines",
     "zapsmall",
 ]
 
@@ -141,7 +144,9 @@ def zapsmall(x, digits):
     """R's ``zapsmall``: round to ``digits`` significant digits of the largest value."""
     x = np.asarray(x, dtype=float)
     mx = np.max(np.abs(x[np.isfinite(x)]), initial=0.0)
-    places = max(0, digits - math.ceil(math.log10(mx))) if mx > 0 else digits
+    # R 4's zapsmall: round(x, max(0, digits - log10(mx))); round() takes the nearest
+    # integer of fractional digits.
+    places = math.floor(max(0.0, digits - math.log10(mx)) + 0.5) if mx > 0 else digits
     return r_round(x, places)
 
 
@@ -289,6 +294,81 @@ def fill(items):
             line = f"{line} {item}" if line else item
     lines.append(line)
     return lines
+
+
+def title_lines(title, cls):
+    """lme4's ``.prt.methTit``: ``title ['cls']``, or wrapped (``strwrap`` at the width
+    less 2, indent 2) and followed by `` [cls]`` with ``cat(sep = "", fill = TRUE)``."""
+    if len(title) + 5 + len(cls) <= _WIDTH:
+        return [f"{title} ['{cls}']"]
+    wrapped, line = [], ""
+    for word in title.split():
+        candidate = f"{line} {word}" if line else ("  " if wrapped else "") + word
+        if line and len(candidate) >= _WIDTH - 2:
+            wrapped.append(line)
+            line = "  " + word
+        else:
+            line = candidate
+    wrapped.append(line)
+    lines, current = [], ""
+    for item in wrapped + [" [", cls, "]"]:
+        if current and len(current) + len(item) > _WIDTH:
+            lines.append(current)
+            current = item
+        else:
+            current += item
+    return lines + [current]
+
+
+# --------------------------------------------------------------------------
+# p-values (printCoefmat's format.pval and significance stars)
+# --------------------------------------------------------------------------
+_EPS = float(np.finfo(float).eps)
+SIGNIF_LEGEND = "Signif. codes:  0 ‘***’ 0.001 ‘**’ 0.01 ‘*’ 0.05 ‘.’ 0.1 ‘ ’ 1"
+
+
+def format_pval(pv, digits):
+    """R's ``format.pval(pv, digits, eps = .Machine$double.eps)``.
+
+    Examples
+    --------
+    >>> format_pval([0.84923, 1e-30, 0.0013, 0.00681], 3)
+    ['0.84923', '< 2e-16', '0.00130', '0.00681']
+    """
+    pv = np.asarray(pv, dtype=float)
+    out = [""] * pv.size
+    is0 = pv < _EPS
+    rest = np.flatnonzero(~is0)
+    if rest.size:
+        values = pv[rest]
+        expo = np.floor(np.log10(np.where(values > 0, values, 1e-50)))
+        fixp = (expo >= -3) | (values == 0)
+        for mask in (fixp, ~fixp):
+            if mask.any():
+                for i, text in zip(rest[mask], format_real(values[mask], digits)):
+                    out[i] = text
+    if is0.any():
+        d = max(1, digits - 2)
+        if rest.size:
+            nc = max(len(out[i]) for i in rest)
+            if d > 1 and d + 6 > nc:
+                d = max(1, nc - 7)
+            sep = "" if d == 1 and nc <= 6 else " "
+        else:
+            sep = "" if d == 1 else " "
+        text = "<" + sep + format_real([_EPS], d)[0].strip()
+        for i in np.flatnonzero(is0):
+            out[i] = text
+    return out
+
+
+def signif_stars(pv):
+    """``symnum``'s significance codes of p-values (``***`` at or below 0.001, ...),
+    padded to one width as ``format`` pads them."""
+    cuts = [(0.001, "***"), (0.01, "**"), (0.05, "*"), (0.1, ".")]
+    stars = [next((s for c, s in cuts if p <= c), " ") for p in np.asarray(pv, dtype=float)]
+    width = max(len(s) for s in stars)
+    return [s.ljust(width) for s in stars]
 
 
 # --------------------------------------------------------------------------

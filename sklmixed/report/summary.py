@@ -1,7 +1,9 @@
 """lme4's ``print(summary(fit))`` of a result: text, HTML and DataFrames.
 
 :class:`Summary` reads a :class:`~sklmixed.result.MixedLMResult` and never fits
-anything. Its text follows lme4 1.1-31's ``print.summary.merMod`` line by line, with
+anything (the df of lmerTest's t-tests come from :mod:`sklmixed.inference`, which
+reads the same result). Its text follows lme4 1.1-31's ``print.summary.merMod`` (with
+lmerTest 3.1-3's title and columns unless ``ddf="lme4"``) line by line, with
 numbers formatted as R formats them (``rformat``); every table is also a DataFrame
 with unrounded numbers. The structure of the random effects (which rows belong to
 which term) is read from the result's terms, never parsed from names.
@@ -18,11 +20,15 @@ from .rformat import (
     abbreviate,
     deparse_formula,
     fill,
+    SIGNIF_LEGEND,
     format_one,
+    format_pval,
     format_real,
     print_matrix,
     print_named,
     r_round,
+    signif_stars,
+    title_lines,
     zapsmall,
 )
 
@@ -31,6 +37,8 @@ __all__ = ["Summary"]
 _DIGITS = 4  # print.summary.merMod's `digits`: max(3, getOption("digits") - 3)
 _COR_MAX = 12  # getOption("lme4.summary.cor.max")
 _SINGULAR_MESSAGE = "boundary (singular) fit: see help('isSingular')"
+# summary(fit, ddf = ...) of lmerTest: the name of the method in its title.
+_DDF_METHODS = {"Satterthwaite": "Satterthwaite's", "Kenward-Roger": "Kenward-Roger's", "lme4": None}
 
 
 def _missing(value):
@@ -67,9 +75,10 @@ def _random_effects_table(result):
 
 
 class Summary:
-    """lme4's ``summary()`` of a fitted linear mixed model.
+    """lme4's ``summary()`` of a fitted linear mixed model, with lmerTest's t-tests.
 
-    ``print(summary)`` gives the text of lme4's ``print(summary(fit))``, numbers at
+    ``print(summary)`` gives the text of R's ``print(summary(fit))`` (lmerTest loaded,
+    or lme4 alone with ``ddf="lme4"``), numbers at
     lme4's printed precision; in a notebook it shows as HTML. The tables, with
     unrounded numbers, are DataFrame attributes.
 
@@ -83,11 +92,18 @@ class Summary:
         The model formula to print; default the result's own.
     data_name : str, default=None
         A name for the data, printed as lme4's ``Data:`` line; None leaves it out.
+    ddf : {"Satterthwaite", "Kenward-Roger", "lme4"}, default="Satterthwaite"
+        lmerTest's ``summary(fit, ddf = ...)``: t-tests with Satterthwaite's or
+        Kenward–Roger's denominator df (the latter with its adjusted standard errors,
+        for REML fits), or lme4's own table without df and p-values.
 
     Attributes
     ----------
+    ddf : str
+        The df method.
     method_title : str
-        ``"Linear mixed model fit by REML"`` or ``"... by maximum likelihood"``.
+        ``"Linear mixed model fit by REML"`` or ``"... by maximum likelihood"``, with
+        lmerTest's ``". t-tests use Satterthwaite's method"`` unless ``ddf="lme4"``.
     formula : str
         The formula as printed.
     fit_statistics : pandas.DataFrame
@@ -107,7 +123,9 @@ class Summary:
         Number of rows left out for missing values (``na_action="omit"``), printed
         under ``Number of obs`` as R's ``lm`` and ``glm`` summaries print it.
     fixed_effects : pandas.DataFrame
-        ``Estimate``, ``Std. Error`` and ``t value`` of each fixed effect.
+        ``Estimate``, ``Std. Error``, ``df``, ``t value`` and ``Pr(>|t|)`` of each
+        fixed effect (lmerTest's columns); ``Estimate``, ``Std. Error`` and
+        ``t value`` only with ``ddf="lme4"``.
     fixed_effects_correlation : pandas.DataFrame
         Correlation matrix of the fixed-effect estimates.
     is_singular : bool
@@ -124,7 +142,8 @@ class Summary:
     ...                                              exam["normexam"])
     >>> summary = model.summary()
     >>> print(summary)  # doctest: +NORMALIZE_WHITESPACE
-    Linear mixed model fit by REML ['lmerMod']
+    Linear mixed model fit by REML. t-tests use Satterthwaite's method [
+    lmerModLmerTest]
     Formula: y ~ standLRT + (1 | school)
     <BLANKLINE>
     REML criterion at convergence: 9368.8
@@ -140,29 +159,38 @@ class Summary:
     Number of obs: 4059, groups:  school, 65
     <BLANKLINE>
     Fixed effects:
-                Estimate Std. Error t value
-    (Intercept) 0.002323   0.040354   0.058
-    standLRT    0.563307   0.012468  45.180
+                 Estimate Std. Error        df t value Pr(>|t|)
+    (Intercept) 2.323e-03  4.035e-02 6.073e+01   0.058    0.954
+    standLRT    5.633e-01  1.247e-02 4.050e+03  45.180   <2e-16 ***
+    ---
+    Signif. codes:  0 ‘***’ 0.001 ‘**’ 0.01 ‘*’ 0.05 ‘.’ 0.1 ‘ ’ 1
     <BLANKLINE>
     Correlation of Fixed Effects:
              (Intr)
     standLRT 0.008
     >>> summary.fixed_effects.round(2)
-                 Estimate  Std. Error  t value
-    (Intercept)      0.00        0.04     0.06
-    standLRT         0.56        0.01    45.18
+                 Estimate  Std. Error       df  t value  Pr(>|t|)
+    (Intercept)      0.00        0.04    60.73     0.06      0.95
+    standLRT         0.56        0.01  4050.07    45.18      0.00
     """
 
-    def __init__(self, result, scaled_residuals=None, formula=None, data_name=None):
+    def __init__(
+        self, result, scaled_residuals=None, formula=None, data_name=None, ddf="Satterthwaite"
+    ):
+        if ddf not in _DDF_METHODS:
+            raise ValueError(f"ddf must be one of {sorted(_DDF_METHODS)}; got {ddf!r}.")
         if scaled_residuals is None:
             scaled_residuals = result.scaled_residuals
         formula = deparse_formula(result.formula if formula is None else formula)
         self._result = result
+        self.ddf = ddf
         self.method_title = (
             "Linear mixed model fit by REML"
             if result.method == "REML"
             else "Linear mixed model fit by maximum likelihood "
         )
+        if _DDF_METHODS[ddf] is not None:
+            self.method_title += f". t-tests use {_DDF_METHODS[ddf]} method"
         self.formula = formula
         self.data_name = data_name
         self.n_obs = int(result.n_obs)
@@ -191,14 +219,20 @@ class Summary:
             index=pd.Index(list(result.n_groups), name="Groups"),
         )
         beta, se = result.fixed_effects, result.fixed_effects_se
-        self.fixed_effects = pd.DataFrame(
-            {
-                "Estimate": beta.to_numpy(),
-                "Std. Error": se.to_numpy(),
-                "t value": beta.to_numpy() / se.to_numpy(),
-            },
-            index=beta.index,
-        )
+        if ddf == "lme4" or beta.size == 0:
+            self.fixed_effects = pd.DataFrame(
+                {
+                    "Estimate": beta.to_numpy(),
+                    "Std. Error": se.to_numpy(),
+                    "t value": beta.to_numpy() / se.to_numpy(),
+                },
+                index=beta.index,
+            )
+        else:
+            from ..inference import kenward_roger, satterthwaite
+
+            tests = satterthwaite if ddf == "Satterthwaite" else kenward_roger
+            self.fixed_effects = tests(result)
         cov = result.fixed_effects_cov.to_numpy()
         sd = np.sqrt(np.diag(cov))
         self.fixed_effects_correlation = pd.DataFrame(
@@ -241,9 +275,13 @@ class Summary:
         return cls(model.result_, data_name=data_name)
 
     # ------------------------------------------------------------- sections
+    def _title_lines(self):
+        cls = "lmerMod" if self.ddf == "lme4" else "lmerModLmerTest"
+        return title_lines(self.method_title, cls)
+
     def _header_lines(self):
         # R's deparse() would break a formula longer than 60 characters; we do not.
-        lines = [f"{self.method_title} ['lmerMod']", f"Formula: {self.formula}"]
+        lines = self._title_lines() + [f"Formula: {self.formula}"]
         if self.data_name is not None:
             lines.append(f"   Data: {self.data_name}")
         return lines
@@ -303,9 +341,12 @@ class Summary:
         return lines
 
     def _fixed_effects_cells(self):
-        """Row names, column names and rows of lme4's ``printCoefmat`` table."""
+        """Row names, column names and rows of lme4's ``printCoefmat`` table (with
+        lmerTest's df and p-values, and significance stars, unless ``ddf="lme4"``)."""
         table = self.fixed_effects
-        coef_se = table[["Estimate", "Std. Error"]].to_numpy()
+        # printCoefmat's cs.ind: every column before the t value (df included).
+        cs_names = list(table.columns[: list(table.columns).index("t value")])
+        coef_se = table[cs_names].to_numpy()
         acs = np.abs(coef_se)
         acs = acs[np.isfinite(acs) & (acs != 0)]
         digmin = 1 + (np.floor(np.log10([acs.min(), acs.max()])) if acs.size else np.zeros(2))
@@ -318,15 +359,25 @@ class Summary:
         shown_zero = [
             (i, j)
             for i in range(cs.shape[0])
-            for j in range(2)
+            for j in range(len(cs_names))
             if coef_se[i, j] != 0 and float(cs[i, j]) == 0
         ]
         if shown_zero:
             fixes = format_real([coef_se[i, j] for i, j in shown_zero], max(1, _DIGITS - 1))
             for (i, j), s in zip(shown_zero, fixes):
                 cs[i, j] = s
-        rows = [[cs[i, 0], cs[i, 1], tst[i]] for i in range(len(table))]
-        return list(table.index), list(table.columns), rows
+        rows = [list(cs[i]) + [tst[i]] for i in range(len(table))]
+        names = cs_names + ["t value"]
+        if "Pr(>|t|)" in table.columns:
+            pv = table["Pr(>|t|)"].to_numpy()
+            for row, text in zip(rows, format_pval(pv, dig_tst)):
+                row.append(text)
+            names.append("Pr(>|t|)")
+            if (pv < 0.1).any():
+                for row, star in zip(rows, signif_stars(pv)):
+                    row.append(star)
+                names.append("")
+        return list(table.index), names, rows
 
     def _correlation_cells(self):
         """Row names, column names and rows of lme4's correlation of fixed effects."""
@@ -364,6 +415,8 @@ class Summary:
             lines += ["", "Fixed effects:"]
             row_names, col_names, rows = self._fixed_effects_cells()
             lines += print_matrix(rows, row_names, col_names, right=True)
+            if col_names[-1] == "":  # significance stars
+                lines += ["---", SIGNIF_LEGEND]
             if 1 < p <= _COR_MAX:
                 lines += ["", "Correlation of Fixed Effects:"]
                 row_names, col_names, rows = self._correlation_cells()
@@ -399,9 +452,11 @@ class Summary:
 
         parts = ['<div class="sklmixed-summary">']
         header = self._header_lines()
+        n_title = len(self._title_lines())
+        title = " ".join(" ".join(header[:n_title]).split()).replace("[ ", "[")
         parts.append(
-            f"<p><strong>{html.escape(' '.join(header[0].split()))}</strong>"
-            + "".join(f"<br/>{html.escape(line.strip())}" for line in header[1:])
+            f"<p><strong>{html.escape(title)}</strong>"
+            + "".join(f"<br/>{html.escape(line.strip())}" for line in header[n_title:])
             + "</p>"
         )
         stats = self._fit_statistics_lines()

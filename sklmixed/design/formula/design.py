@@ -160,6 +160,13 @@ class FormulaTerms:
         self._specs = None
         self._state = None
 
+    @property
+    def fixed_spec(self):
+        """The fitted :class:`~.model_matrix.MatrixSpec` of the fixed part: the codings
+        and what each column multiplies (the term structure ``anova`` reads)."""
+        self._check_fitted()
+        return self._specs["fixed"]
+
     # -- fit ------------------------------------------------------------------------
 
     def fit(self, data) -> FormulaTerms:
