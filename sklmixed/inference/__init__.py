@@ -1,7 +1,17 @@
 """Inference from a fitted model: intervals, the parametric bootstrap, model comparison
 (and, from the ``infer-df`` work, Satterthwaite and Kenward-Roger tests)."""
 
+from .compare import AnovaTable, NotNestedError, RefitWarning, anova
 from .profiling import Profile, profile, zeta_at
 from .wald import wald_intervals
 
-__all__ = ["Profile", "profile", "wald_intervals", "zeta_at"]
+__all__ = [
+    "AnovaTable",
+    "NotNestedError",
+    "Profile",
+    "RefitWarning",
+    "anova",
+    "profile",
+    "wald_intervals",
+    "zeta_at",
+]
