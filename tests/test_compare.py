@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from sklmixed import lmer
-from sklmixed.inference import NotNestedError, RefitWarning, anova
+from sklmixed.inference import NotNestedError, RefitWarning, anova, compare_models
 
 from ._lme4 import REFERENCE, load_data
 
@@ -74,7 +74,7 @@ def test_models_with_the_same_number_of_parameters_are_not_nested():
 def test_fewer_than_two_models_and_bad_names(sleep):
     m0 = lmer("Reaction ~ Days + (1 | Subject)", sleep, REML=False)
     with pytest.raises(ValueError, match="at least two"):
-        anova(m0)
+        compare_models(m0)
     with pytest.raises(ValueError, match="names"):
         anova(m0, m0, names=["a"])
     with pytest.raises(TypeError, match="model 2"):

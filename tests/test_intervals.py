@@ -97,3 +97,49 @@ def test_bad_level_names_the_argument():
     model = lmer("Reaction ~ Days + (1 | Subject)", load_data("sleepstudy"))
     with pytest.raises(ValueError, match="level"):
         wald_intervals(model.result_, level=95)
+
+
+@pytest.fixture(scope="module")
+def sleep_fit():
+    return lmer("Reaction ~ Days + (Days | Subject)", load_data("sleepstudy"))
+
+
+def test_estimator_confint_methods_and_parm(sleep_fit):
+    ref = json.loads((REFERENCE / "inference" / "intervals_sleepstudy_rs.json").read_text())
+    r = _frame(ref["profile"])
+    theta = sleep_fit.confint("theta_")
+    assert list(theta.index) == [".sig01", ".sig02", ".sig03", ".sigma"]
+    np.testing.assert_allclose(theta, r.loc[theta.index], rtol=TOL_PROFILE)
+    days = sleep_fit.confint(["Days"], level=0.9)
+    np.testing.assert_allclose(days, _frame(ref["profile_90"]).loc[["Days"]], rtol=TOL_PROFILE)
+    assert list(sleep_fit.confint("beta_", method="Wald").index) == ["(Intercept)", "Days"]
+    boot = sleep_fit.confint(method="boot", n_boot=100, random_state=0)
+    assert list(boot.index) == ref["parameters"]
+    with pytest.raises(ValueError, match="method"):
+        sleep_fit.confint(method="wald")
+    with pytest.raises(ValueError, match="parm"):
+        sleep_fit.confint("Day")
+    with pytest.raises(ValueError, match="which"):
+        sleep_fit.profile(which=[".sig09"])
+
+
+def test_profile_of_some_parameters(sleep_fit):
+    prof = sleep_fit.profile(which=[".sigma", "Days"])
+    assert prof.parameters == [".sigma", "Days"]
+    assert set(prof.table[".par"]) == {".sigma", "Days"}
+
+
+def test_profile_plot(sleep_fit):
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sklmixed import plotting
+
+    prof = sleep_fit.profile(which=[".sig02", "Days"])
+    axes = plotting.profile_zeta(prof, absolute=True)
+    assert [ax.get_title() for ax in axes] == [".sig02", "Days"]
+    assert min(np.min(line.get_ydata()) for line in axes[0].get_lines()) >= 0
+    with pytest.raises(TypeError, match="Profile"):
+        plotting.profile_zeta(object())
+    plt.close("all")

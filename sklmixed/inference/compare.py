@@ -21,7 +21,7 @@ from .. import exceptions
 from ..report.rformat import format_real, r_round
 from .profiling import ml_refit
 
-__all__ = ["AnovaTable", "NotNestedError", "RefitWarning", "anova"]
+__all__ = ["AnovaTable", "NotNestedError", "RefitWarning", "anova", "compare_models"]
 
 _COLUMNS = ["npar", "AIC", "BIC", "logLik", "deviance", "Chisq", "Df", "Pr(>Chisq)"]
 _REFIT_MESSAGE = "refitting model(s) with ML (instead of REML)"
@@ -160,7 +160,29 @@ def _result_of(model, position):
     return result
 
 
-def anova(*models, names=None, refit=True, data_name=None) -> AnovaTable:
+def anova(*models, **kwargs):
+    """R's ``anova``: of one fit, its F-tests per term (lmerTest's table); of several,
+    likelihood-ratio tests between them (lme4's, :func:`compare_models`).
+
+    Parameters
+    ----------
+    *models : fitted MixedLMRegressor or MixedLMResult
+    **kwargs
+        Passed on: ``type`` and ``ddf`` for one fit; ``names``, ``refit`` and
+        ``data_name`` for several.
+
+    Returns
+    -------
+    pandas.DataFrame or AnovaTable
+    """
+    if len(models) == 1:
+        from . import _anova  # the F-tests of one fit (lmerTest's anova)
+
+        return _anova.anova(models[0], **kwargs)
+    return compare_models(*models, **kwargs)
+
+
+def compare_models(*models, names=None, refit=True, data_name=None) -> AnovaTable:
     """Compare nested fits by likelihood-ratio tests (lme4's ``anova(m0, m1, ...)``).
 
     Parameters
@@ -197,12 +219,12 @@ def anova(*models, names=None, refit=True, data_name=None) -> AnovaTable:
     >>> sleep = load_sleepstudy().frame
     >>> m0 = lmer("Reaction ~ Days + (1 | Subject)", sleep)
     >>> m1 = lmer("Reaction ~ Days + (Days | Subject)", sleep)
-    >>> table = anova(m0, m1, names=["m0", "m1"])
+    >>> table = compare_models(m0, m1, names=["m0", "m1"])
     >>> round(table.table.loc["m1", "Chisq"], 3)
     42.139
     """
     if len(models) < 2:
-        raise ValueError("anova needs at least two fitted models to compare.")
+        raise ValueError("compare_models needs at least two fitted models to compare.")
     results = [_result_of(m, i + 1) for i, m in enumerate(models)]
     names = [f"MODEL{i + 1}" for i in range(len(results))] if names is None else list(names)
     if len(names) != len(results) or len(set(names)) != len(names):
