@@ -3,6 +3,7 @@
 from . import datasets
 from .estimators import MixedLMRegressor, grouped_scorer, lmer
 from .exceptions import SingularFitWarning
+from .inference import anova
 
-__all__ = ["MixedLMRegressor", "lmer", "datasets", "SingularFitWarning", "grouped_scorer"]
+__all__ = ["MixedLMRegressor", "lmer", "anova", "datasets", "SingularFitWarning", "grouped_scorer"]
 __version__ = "0.1.0"

@@ -16,12 +16,15 @@ from ..prediction import linear_predictor
 from ..result import build_result
 from ..stats import reduce
 from ._base import DESIGN_CONSTRAINTS, MixedModelMixin
+from ._inference import InferenceMixin
 from ._prediction import PredictionMixin
 
 __all__ = ["MixedLMRegressor"]
 
 
-class MixedLMRegressor(PredictionMixin, MixedModelMixin, RegressorMixin, BaseEstimator):
+class MixedLMRegressor(
+    InferenceMixin, PredictionMixin, MixedModelMixin, RegressorMixin, BaseEstimator
+):
     """Linear mixed-effects model fitted by REML or ML, as lme4's ``lmer``.
 
     The model is ``y = Xβ + Zb + ε`` with random effects ``b ~ N(0, Σ)`` per level of

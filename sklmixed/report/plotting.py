@@ -9,7 +9,9 @@ figure when None) and returns the Axes:
   conditional mode (MixedModels.jl's ``shrinkageplot``);
 - :func:`residuals_vs_fitted`: residuals against fitted values (lme4's ``plot(fit)``);
 - :func:`qq_modes`: a normal QQ plot of the conditional modes (lme4's
-  ``qqmath(ranef(fit))``).
+  ``qqmath(ranef(fit))``);
+- :func:`profile_zeta`: the likelihood profile, ζ against each parameter (lme4's
+  ``xyplot(profile(fit))``).
 
 matplotlib is imported when a function is called, never by ``import sklmixed``;
 without it a clear ImportError says how to install it.
@@ -22,7 +24,7 @@ from scipy.stats import norm
 
 from ..prediction import padded_modes
 
-__all__ = ["caterpillar", "shrinkage", "residuals_vs_fitted", "qq_modes"]
+__all__ = ["caterpillar", "shrinkage", "residuals_vs_fitted", "qq_modes", "profile_zeta"]
 
 
 def _pyplot():
@@ -279,3 +281,68 @@ def qq_modes(model, factor=None, column=None, *, ax=None):
     ax.set_ylabel(f"conditional mode of {column}")
     ax.set_title(f"Normal QQ plot: {factor} {column}")
     return ax
+
+
+def profile_zeta(profile, *, levels=(0.5, 0.8, 0.9, 0.95, 0.99), absolute=False, axes=None):
+    """The likelihood profile: ζ against each parameter (lme4's ``xyplot(profile(fit))``).
+
+    One panel per parameter: the profile's points and the natural spline through
+    them, a horizontal line at each ``±z`` of ``levels`` and a vertical one at the
+    profile interval's limit where ζ meets it. A straight line is a parameter whose
+    likelihood is quadratic (Wald intervals would do); a curved or asymmetric one is
+    where profile intervals matter (standard deviations near zero, correlations near
+    ±1).
+
+    Parameters
+    ----------
+    profile : Profile or fitted estimator
+        A :class:`~sklmixed.inference.Profile` (``fit.profile()``), or a fitted model
+        to profile.
+    levels : sequence of float, default=(0.5, 0.8, 0.9, 0.95, 0.99)
+        Confidence levels marked.
+    absolute : bool, default=False
+        Draw ``|ζ|`` (lme4's ``absVal = TRUE``).
+    axes : sequence of Axes, optional
+        One per parameter; a new figure when None.
+
+    Returns
+    -------
+    ndarray of Axes
+    """
+    from scipy.interpolate import CubicSpline
+
+    if not hasattr(profile, "table") and hasattr(profile, "profile"):
+        profile = profile.profile()
+    if not hasattr(profile, "table") or not hasattr(profile, "confint"):
+        raise TypeError(f"Expected a Profile or a fitted estimator; got {type(profile).__name__}.")
+    names = profile.parameters
+    if axes is None:
+        n_cols = min(4, len(names))
+        n_rows = -(-len(names) // n_cols)
+        fig, axes = _pyplot().subplots(n_rows, n_cols, figsize=(2.8 * n_cols, 2.6 * n_rows), squeeze=False)
+        for ax in axes.ravel()[len(names) :]:
+            ax.set_visible(False)
+    axes = np.ravel(axes)[: len(names)]
+    levels = sorted(levels)
+    limits = {level: profile.confint(level) for level in levels}
+    for ax, name in zip(axes, names):
+        part = profile.table[profile.table[".par"] == name].sort_values(name)
+        x, z = part[name].to_numpy(), part[".zeta"].to_numpy()
+        grid = np.linspace(x[0], x[-1], 200)
+        curve = CubicSpline(x, z, bc_type="natural")(grid) if x.size > 2 else np.interp(grid, x, z)
+        show = np.abs if absolute else (lambda v: v)
+        ax.plot(grid, show(curve), color="C0")
+        ax.plot(x, show(z), "o", color="C0", markersize=2.5)
+        for level in levels:
+            zq = float(norm.ppf((1 + level) / 2))
+            lo, hi = limits[level].loc[name]
+            for value, sign in ((lo, -1.0), (hi, 1.0)):
+                if np.isfinite(value):
+                    ax.plot([value, value], [0.0, zq if absolute else sign * zq], color="0.6", lw=0.8)
+            ax.axhline(zq, color="0.85", lw=0.6)
+            if not absolute:
+                ax.axhline(-zq, color="0.85", lw=0.6)
+        ax.axhline(0.0, color="0.5", lw=0.6)
+        ax.set_title(name, fontsize=9)
+        ax.set_ylabel("|ζ|" if absolute else "ζ")
+    return axes
