@@ -6,9 +6,11 @@ generalized linear mixed model minimize the penalized deviance
 is a weighted linear mixed model: with working weights ``Wᵢ = wᵢ (dμ/dη)² / V(μ)`` and
 working response ``zᵢ = ηᵢ − offsetᵢ + (yᵢ − μᵢ)/(dμ/dη)``, the new ``u`` (and β) solve
 ``(ΛᵀZᵀWZΛ + I) u = ΛᵀZᵀW(z − Xβ)``: the very system the LMM factors. So a step is
-:func:`~sklmixed.stats.partial_stats` of ``[Z X z]`` with weights ``W`` (one pass over
-the rows, batched per level), :func:`~sklmixed._core.factor.factorize` at θ, and a
-back-substitution: no n × n matrix, no loop over rows or levels. Steps are halved
+the weighted cross-products of ``[Z X z]`` in the LMM's blocks (one pass over the
+rows, batched per level: :class:`~sklmixed._core.working.WorkingLayout`, the
+statistics of :func:`~sklmixed.stats.partial_stats` with their sparse patterns built
+once), :func:`~sklmixed._core.factor.factorize` at θ, and a back-substitution: no
+n × n matrix, no loop over rows or levels. Steps are halved
 until the penalized deviance falls, as lme4's ``pwrssUpdate`` does.
 
 Random-effect columns are those of the statistics' plan (unit root mean square), so
@@ -21,12 +23,12 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..stats import partial_stats
-from ..stats.plan import block_order, column_scales, ReductionPlan
+from ..stats.plan import ReductionPlan, block_order, column_scales
 from .factor import BlockedFactor, factorize
 from .families import Family
 from .solution import fixed_effects_from_factor, spherical_modes
 from .terms import TermLayout, split_theta
+from .working import WorkingLayout
 
 __all__ = ["GLMMProblem", "PIRLSState", "make_problem", "pirls", "linear_predictor_of"]
 
@@ -63,6 +65,8 @@ class GLMMProblem:
         Each factor's share of θ, in block order.
     columns, codes : tuple of ndarray
         Each factor's scaled random-effect columns and level codes, in block order.
+    layout : WorkingLayout
+        The sparse patterns of the working system's cross-products.
     """
 
     arrays: object
@@ -73,6 +77,7 @@ class GLMMProblem:
     terms: tuple
     columns: tuple
     codes: tuple
+    layout: WorkingLayout
 
     @property
     def n_fixed(self) -> int:
@@ -110,6 +115,7 @@ def make_problem(arrays, family: Family) -> GLMMProblem:
     layout = ReductionPlan(order, scales, np.zeros(p), False)
     terms = tuple(TermLayout(f.n_levels, f.q, f.blocks) for f in factors)
     columns = tuple(np.ascontiguousarray(f.columns / s) for f, s in zip(factors, scales))
+    codes = tuple(f.codes for f in factors)
     return GLMMProblem(
         arrays=arrays.replace(frequency=None),
         family=family,
@@ -118,7 +124,8 @@ def make_problem(arrays, family: Family) -> GLMMProblem:
         plan=layout,
         terms=terms,
         columns=columns,
-        codes=tuple(f.codes for f in factors),
+        codes=codes,
+        layout=WorkingLayout(arrays.X, columns, codes, [f.n_levels for f in factors]),
     )
 
 
@@ -183,7 +190,7 @@ def _working_factor(problem, theta, eta):
     y = problem.arrays.y
     mu, weights, resid = problem.family.working(y, eta, problem.prior)
     z = eta - problem.offset + resid
-    cp = partial_stats(problem.arrays, problem.plan, z, weights, None).finalize()
+    cp = problem.layout.cross_products(weights, z)
     return mu, cp, factorize(cp, problem.terms, theta)
 
 

@@ -232,6 +232,22 @@ class GlmerFit:
         warn_about_glmm(result)
         return self
 
+    def summary(self, data_name=None):
+        """lme4's ``summary()`` of the fit: prints like R, tables as DataFrames.
+
+        Parameters
+        ----------
+        data_name : str, default=None
+            Printed as lme4's ``Data:`` line when given.
+
+        Returns
+        -------
+        GLMMSummary
+        """
+        from ..report.summary_glmm import GLMMSummary
+
+        return GLMMSummary(self.result_, data_name=data_name)
+
 
 def set_glmm_attributes(model, result):
     """A GLMM result's numbers as plain fitted attributes (the estimators' names)."""
