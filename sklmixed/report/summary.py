@@ -345,7 +345,8 @@ class Summary:
         lmerTest's df and p-values, and significance stars, unless ``ddf="lme4"``)."""
         table = self.fixed_effects
         # printCoefmat's cs.ind: every column before the t value (df included).
-        cs_names = list(table.columns[: list(table.columns).index("t value")])
+        statistic = "z value" if "z value" in table.columns else "t value"
+        cs_names = list(table.columns[: list(table.columns).index(statistic)])
         coef_se = table[cs_names].to_numpy()
         acs = np.abs(coef_se)
         acs = acs[np.isfinite(acs) & (acs != 0)]
@@ -354,7 +355,7 @@ class Summary:
         cs = np.array(format_real(r_round(coef_se, places).ravel(order="F"), _DIGITS))
         cs = cs.reshape(coef_se.shape, order="F")
         dig_tst = max(1, min(5, _DIGITS - 1))
-        tst = format_real(r_round(table["t value"].to_numpy(), dig_tst), _DIGITS)
+        tst = format_real(r_round(table.iloc[:, 2].to_numpy(), dig_tst), _DIGITS)  # t or z
         # An estimate shown as zero that is not zero gets fewer digits of its own.
         shown_zero = [
             (i, j)
@@ -367,12 +368,13 @@ class Summary:
             for (i, j), s in zip(shown_zero, fixes):
                 cs[i, j] = s
         rows = [list(cs[i]) + [tst[i]] for i in range(len(table))]
-        names = cs_names + ["t value"]
-        if "Pr(>|t|)" in table.columns:
-            pv = table["Pr(>|t|)"].to_numpy()
+        names = cs_names + [statistic]
+        p_name = next((c for c in ("Pr(>|t|)", "Pr(>|z|)") if c in table.columns), None)
+        if p_name is not None:
+            pv = table[p_name].to_numpy()
             for row, text in zip(rows, format_pval(pv, dig_tst)):
                 row.append(text)
-            names.append("Pr(>|t|)")
+            names.append(p_name)
             if (pv < 0.1).any():
                 for row, star in zip(rows, signif_stars(pv)):
                     row.append(star)
