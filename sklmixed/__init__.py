@@ -1,8 +1,22 @@
 """sklmixed: mixed-effects models (lme4's ``lmer``) as scikit-learn estimators."""
 
 from . import datasets
-from .estimators import MixedLMRegressor, grouped_scorer, lmer
+from .estimators import (
+    MixedLMRegressor,
+    MixedLogisticRegression,
+    MixedPoissonRegressor,
+    grouped_scorer,
+    lmer,
+)
 from .exceptions import SingularFitWarning
 
-__all__ = ["MixedLMRegressor", "lmer", "datasets", "SingularFitWarning", "grouped_scorer"]
+__all__ = [
+    "MixedLMRegressor",
+    "MixedLogisticRegression",
+    "MixedPoissonRegressor",
+    "lmer",
+    "datasets",
+    "SingularFitWarning",
+    "grouped_scorer",
+]
 __version__ = "0.1.0"

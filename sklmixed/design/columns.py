@@ -172,15 +172,11 @@ class ColumnDesign(Design):
         ]
 
     def _offset(self, X):
-        if self.offset is None and self.exposure is None:
+        # The offset column itself is added by Design (every design has one).
+        if self.exposure is None:
             return None
-        total = np.zeros(X.shape[0])
-        if self.offset is not None:
-            total += numeric_column(X, resolve_column(X, self.offset, "offset"))
-        if self.exposure is not None:
-            key = resolve_column(X, self.exposure, "exposure")
-            total += check_exposure(numeric_column(X, key), column_label(X, key))
-        return total
+        key = resolve_column(X, self.exposure, "exposure")
+        return check_exposure(numeric_column(X, key), column_label(X, key))
 
     # -- reading ------------------------------------------------------------------------
     def _read(self, X, groups, fitting):
