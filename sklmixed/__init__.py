@@ -1,10 +1,11 @@
-"""sklmixed: mixed-effects models (lme4's ``lmer``) as scikit-learn estimators."""
+"""sklmixed: mixed-effects models (lme4's ``lmer`` and ``glmer``) as scikit-learn estimators."""
 
 from . import datasets
 from .estimators import (
     MixedLMRegressor,
     MixedLogisticRegression,
     MixedPoissonRegressor,
+    glmer,
     grouped_scorer,
     lmer,
 )
@@ -15,6 +16,7 @@ __all__ = [
     "MixedLogisticRegression",
     "MixedPoissonRegressor",
     "lmer",
+    "glmer",
     "datasets",
     "SingularFitWarning",
     "grouped_scorer",

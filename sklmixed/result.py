@@ -194,6 +194,60 @@ def _tril_column_wise(q):
     return np.array(rows, dtype=np.intp), np.array(cols, dtype=np.intp)
 
 
+def lme4_structure(layouts, theta, factors, plan):
+    """The terms in lme4's order, and where their θ sits in a fit's θ.
+
+    Parameters
+    ----------
+    layouts : sequence of TermLayout
+        The fit's factors in block order.
+    theta : ndarray
+        The fit's θ (block order), in the original columns' units.
+    factors : sequence of RandomFactor
+        The design's factors (design order).
+    plan : ReductionPlan
+        Block order and column scales.
+
+    Returns
+    -------
+    terms : tuple of Term
+    theta_order : ndarray of int
+        Position in the fit's θ of each entry of lme4's θ.
+    theta_scale : ndarray
+        Scale of each entry of the fit's θ (θ for unit-scale columns is ``θ · scale``).
+    by_name : dict of str to (int, RandomFactor)
+        Each factor's block position and the factor.
+    factor_names : list of str
+        The factors in lme4's order of their first term.
+    """
+    order = plan.order  # block position -> design factor
+    # Every term (one block of one factor) with its θ entries, in block order.
+    blocks, start = [], 0
+    for b, layout in enumerate(layouts):
+        factor = factors[order[b]]
+        for block, position in zip(factor.blocks, factor.term_positions):
+            n_theta = len(block) * (len(block) + 1) // 2
+            names = tuple(factor.column_names[c] for c in block)
+            blocks.append((position, factor, names, np.arange(start, start + n_theta)))
+            start += n_theta
+    blocks.sort(key=lambda item: item[0])  # the formula's order
+    lme4 = [blocks[i] for i in lme4_term_order([item[1].n_levels for item in blocks])]
+    names = term_names([item[1].name for item in lme4])
+    terms = tuple(
+        Term(name, factor.name, cols, theta[entries])
+        for name, (_, factor, cols, entries) in zip(names, lme4)
+    )
+    theta_order = np.concatenate([item[3] for item in lme4]).astype(np.intp) if lme4 else (
+        np.zeros(0, dtype=np.intp)
+    )
+    theta_scale = np.concatenate(
+        [scale[t.theta_rows] for t, scale in zip(layouts, plan.scales)]
+    ) if lme4 else np.zeros(0)
+    factor_names = list(dict.fromkeys(term.factor for term in terms))
+    by_name = {f.name: (b, f) for b, f in ((b, factors[i]) for b, i in enumerate(order))}
+    return terms, theta_order, theta_scale, by_name, factor_names
+
+
 def build_result(fit: LMMFit, arrays, design, method, fitted) -> MixedLMResult:
     """Attach names and structure to the optimizer's fit.
 
@@ -215,33 +269,9 @@ def build_result(fit: LMMFit, arrays, design, method, fitted) -> MixedLMResult:
     sol, record = fit.solution, fit.record
     plan = fit.criterion.stats.plan
     factors = arrays.factors
-    order = plan.order  # block position -> design factor
-
-    # Every term (one block of one factor) with its θ entries, in block order.
-    blocks, start = [], 0
-    for b, layout in enumerate(fit.criterion.terms):
-        factor = factors[order[b]]
-        for block, position in zip(factor.blocks, factor.term_positions):
-            n_theta = len(block) * (len(block) + 1) // 2
-            names = tuple(factor.column_names[c] for c in block)
-            blocks.append((position, factor, names, np.arange(start, start + n_theta)))
-            start += n_theta
-    blocks.sort(key=lambda item: item[0])  # the formula's order
-    lme4 = [blocks[i] for i in lme4_term_order([item[1].n_levels for item in blocks])]
-    names = term_names([item[1].name for item in lme4])
-    terms = tuple(
-        Term(name, factor.name, cols, record.theta[entries])
-        for name, (_, factor, cols, entries) in zip(names, lme4)
-    )
-    theta_order = np.concatenate([item[3] for item in lme4]).astype(np.intp) if lme4 else (
-        np.zeros(0, dtype=np.intp)
-    )
-    theta_scale = np.concatenate(
-        [scale[t.theta_rows] for t, scale in zip(fit.criterion.terms, plan.scales)]
-    ) if lme4 else np.zeros(0)
+    structure = lme4_structure(fit.criterion.terms, record.theta, factors, plan)
+    terms, theta_order, theta_scale, by_name, factor_names = structure
     sigma = sol.sigma
-    factor_names = list(dict.fromkeys(term.factor for term in terms))
-    by_name = {f.name: (b, f) for b, f in ((b, factors[i]) for b, i in enumerate(order))}
 
     fixed_names = pd.Index(list(arrays.fixed_names), dtype=object)
     n_obs = arrays.n_counted
@@ -321,8 +351,9 @@ def _theta_names(terms):
     return names
 
 
-def _variance_components(terms, sigma):
-    """lme4's ``as.data.frame(VarCorr(fit))``: one row per variance and covariance."""
+def _variance_components(terms, sigma, residual=True):
+    """lme4's ``as.data.frame(VarCorr(fit))``: one row per variance and covariance
+    (and the residual's, unless ``residual`` is False: a GLMM has none)."""
     columns = {"group": [], "var1": [], "var2": [], "vcov": [], "sdcor": []}
 
     def row(*values):
@@ -339,7 +370,8 @@ def _variance_components(terms, sigma):
             for b in range(a + 1, len(names)):
                 corr = V[a, b] / (sd[a] * sd[b]) if sd[a] > 0 and sd[b] > 0 else np.nan
                 row(term.name, names[a], names[b], V[a, b], corr)
-    row("Residual", None, None, sigma**2, sigma)
+    if residual:
+        row("Residual", None, None, sigma**2, sigma)
     return pd.DataFrame(
         {
             key: np.array(values, dtype=object if key in ("group", "var1", "var2") else float)

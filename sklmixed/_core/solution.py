@@ -26,7 +26,13 @@ from .kernels import (
     second_block_inverse,
 )
 
-__all__ = ["Solution", "fixed_effects_from_factor", "solution_from_factor"]
+__all__ = [
+    "Solution",
+    "conditional_modes",
+    "fixed_effects_from_factor",
+    "solution_from_factor",
+    "spherical_modes",
+]
 
 
 @dataclass(frozen=True)
@@ -120,8 +126,16 @@ def solution_from_factor(factor: BlockedFactor, cp, terms, reml, deviance, ml_de
 
 
 def conditional_modes(factor: BlockedFactor, cp, terms, beta):
-    """The conditional modes ``b = Λu`` of each term, ``u`` by back-substitution through
-    ``Lᵀ`` for the coefficients ``(−β, 1)`` of ``[X y]``."""
+    """The conditional modes ``b = Λu`` of each term (see :func:`spherical_modes`)."""
+    if not terms:
+        return []
+    return [u @ Tj.T for u, Tj in zip(spherical_modes(factor, cp, terms, beta), factor.T)]
+
+
+def spherical_modes(factor: BlockedFactor, cp, terms, beta):
+    """The spherical modes ``u`` of each term, shape (n_levels, q) each, by
+    back-substitution through ``Lᵀ`` for the coefficients ``(−β, 1)`` of ``[X y]``
+    (PIRLS reads ``u`` itself: ``Λ`` may be singular)."""
     if not terms:
         return []
     resid_coef = np.append(-beta, 1.0)
@@ -129,7 +143,7 @@ def conditional_modes(factor: BlockedFactor, cp, terms, beta):
     first = terms[0]
     m1, q1 = first.n_levels, first.q
     c1 = (factor.L31t @ resid_coef).reshape(m1, q1)
-    modes = [None] * len(terms)
+    out = [None] * len(terms)
     if cp.has_second_block:
         u2 = scipy.linalg.solve_triangular(
             factor.L22.T, factor.L32t @ resid_coef, lower=False, check_finite=False
@@ -140,10 +154,10 @@ def conditional_modes(factor: BlockedFactor, cp, terms, beta):
         start = 0
         for j, term in enumerate(terms[1:], start=1):
             stop = start + term.n_levels * term.q
-            modes[j] = b2[start:stop].reshape(term.n_levels, term.q)
+            out[j] = u2[start:stop].reshape(term.n_levels, term.q)
             start = stop
-    modes[0] = back_substitute_levels(factor.L11_entries, c1.T).T @ T[0].T
-    return modes
+    out[0] = back_substitute_levels(factor.L11_entries, c1.T).T
+    return out
 
 
 def _conditional_covariances(factor: BlockedFactor, cp, terms, sigma2):

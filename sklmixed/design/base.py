@@ -23,11 +23,13 @@ from .checks import (
     check_response_varies,
     check_rows_for_fixed_effects,
     check_frequency_weights,
+    check_offset,
     check_weights,
     drop_aliased_columns,
     warn_collinear_random_columns,
 )
 from .levels import code_new_labels, encode_levels
+from .response import read_response
 from .missing import dropped_labels, missing_rows, take_rows
 
 __all__ = ["Design"]
@@ -58,7 +60,12 @@ class Design:
 
     unseen_levels = "population"
     weights = None  # the column of X holding lme4's prior weights, if any
+    offset = None  # a column of X holding a known part of the linear predictor, if any
     na_action = "raise"
+    # None: a Gaussian response. "binomial" or "poisson": a GLMM's response, read by
+    # design/response.py (levels, proportions, cbind, counts); its GLMMResponse is
+    # kept as ``response_``.
+    response_family = None
 
     # -- to implement -----------------------------------------------------------------
     def _read(self, X, groups, fitting):
@@ -111,11 +118,17 @@ class Design:
                     "This model requires y to be passed, but the target y is None: pass "
                     "the response as y, or use a formula whose left side names a column of X."
                 )
-        y = check_response(y, n)
         frequency = check_frequency_weights(sample_weight, n)
         weights = None if self.weights is None else check_weights(
             prior_weight_column(X, self.weights), n, f"weights (column {self.weights!r})"
         )
+        if self.response_family is None:
+            y = check_response(y, n)
+        else:
+            self.response_ = read_response(
+                self.response_family, y, n, self._response_name(), weights
+            )
+            y, weights = self.response_.y, self.response_.weights
         # Aliasing among the rows that count (a frequency weight of 0 leaves a row out).
         keep = drop_aliased_columns(X_full if frequency is None else X_full[frequency > 0], names)
         self.fixed_columns_ = keep
@@ -123,14 +136,20 @@ class Design:
         kept = set(keep.tolist())
         self.dropped_fixed_ = tuple(name for i, name in enumerate(names) if i not in kept)
         counted = n if frequency is None else float(frequency.sum())
-        check_rows_for_fixed_effects(counted, len(keep))
-        check_response_varies(y if frequency is None else y[frequency > 0])
+        if self.response_family is None:
+            check_rows_for_fixed_effects(counted, len(keep))
+            check_response_varies(y if frequency is None else y[frequency > 0])
         factors = []
         for name, group in _by_factor(terms).items():
             codes, levels = encode_levels(group[0][1].labels, name)
             factor = _factor(name, codes, levels, group)
             present = len(levels) if frequency is None else np.unique(codes[frequency > 0]).size
-            check_level_counts(name, present, counted, max(map(len, factor.blocks)))
+            # A GLMM has no residual variance to confuse with a level's: lme4's glmer
+            # takes one level per observation (an observation-level random effect).
+            check_level_counts(
+                name, present, counted, max(map(len, factor.blocks)),
+                per_observation_ok=self.response_family is not None,
+            )  # fmt: skip
             warn_collinear_random_columns(factor)
             factors.append(factor)
         self.levels_ = {f.name: f.levels for f in factors}
@@ -140,9 +159,23 @@ class Design:
             factors=tuple(factors),
             y=y,
             weights=weights,
-            offset=self._offset(X),
+            offset=self._total_offset(X),
             frequency=frequency,
         )
+
+    def _response_name(self):
+        """The response's name in messages."""
+        return "y"
+
+    def _total_offset(self, X):
+        """The data's offset (a formula's ``offset()`` terms) plus the ``offset`` column."""
+        offset = self._offset(X)
+        if self.offset is None:
+            return offset
+        column = check_offset(
+            prior_weight_column(X, self.offset, "offset"), X.shape[0], self.offset
+        )
+        return column if offset is None else offset + column
 
     def _omit_missing(self, X, y, groups, sample_weight):
         """R's ``na.omit`` over the variables the model uses, when asked; else as given."""
@@ -188,7 +221,7 @@ class Design:
             X=_select_columns(X_full, self.fixed_columns_),
             fixed_names=self.fixed_names_,
             factors=tuple(factors),
-            offset=self._offset(X),
+            offset=self._total_offset(X),
         )
 
 

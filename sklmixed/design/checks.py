@@ -18,6 +18,7 @@ __all__ = [
     "as_float_array",
     "check_weights",
     "check_frequency_weights",
+    "check_offset",
     "check_response",
     "check_response_varies",
     "check_exposure",
@@ -65,6 +66,20 @@ def check_weights(weights, n, name="weights"):
             "rows out, give them a sample_weight of 0)."
         )
     return w
+
+
+def check_offset(offset, n, name="offset"):
+    """An offset as a finite float array of shape ``(n,)``."""
+    o = as_float_array(offset, f"offset (column {name!r})")
+    if o.ndim != 1 or o.shape[0] != n:
+        raise ValueError(f"offset (column {name!r}) must have shape ({n},); got {o.shape}.")
+    if not np.isfinite(o).all():
+        bad = np.flatnonzero(~np.isfinite(o))
+        raise ValueError(
+            f"offset (column {name!r}) has {bad.size} NaN or infinite value(s), first at row "
+            f"{int(bad[0])} (log(0) of a zero exposure?)."
+        )
+    return o
 
 
 def check_frequency_weights(weights, n, name="sample_weight"):
@@ -135,12 +150,15 @@ def check_rows_for_fixed_effects(n, p):
         )
 
 
-def check_level_counts(name, n_levels, n_obs, block_size=1):
-    """lme4's three refusals: a variance needs at least two levels and some replication."""
+def check_level_counts(name, n_levels, n_obs, block_size=1, per_observation_ok=False):
+    """lme4's three refusals: a variance needs at least two levels and some replication
+    (``per_observation_ok``: a GLMM's, which lme4's glmer lets have a level per row)."""
     if n_levels < 2:
         raise ValueError(
             f"Grouping factor {name!r} has {n_levels} level; a random effect needs at least 2."
         )
+    if per_observation_ok:
+        return
     if n_levels >= n_obs:
         raise ValueError(
             f"Grouping factor {name!r} has as many levels ({n_levels}) as observations "

@@ -76,9 +76,9 @@ def numeric_column(X, key):
     return numeric_values(X[:, key], label)
 
 
-def prior_weight_column(X, key):
-    """The values of the prior-weight column ``key`` of X (checked by the caller)."""
-    key = resolve_column(X, key, "weights")
+def prior_weight_column(X, key, argument="weights"):
+    """The values of the prior-weight (or offset) column ``key`` of X (checked by the caller)."""
+    key = resolve_column(X, key, argument)
     return X[key].to_numpy() if isinstance(X, pd.DataFrame) else X[:, key]
 
 

@@ -2,7 +2,7 @@
 
 from .glm import MixedLogisticRegression, MixedPoissonRegressor
 from .linear import MixedLMRegressor
-from .r_api import lmer
+from .r_api import glmer, lmer
 from .scoring import grouped_scorer
 
 __all__ = [
@@ -10,5 +10,6 @@ __all__ = [
     "MixedLogisticRegression",
     "MixedPoissonRegressor",
     "lmer",
+    "glmer",
     "grouped_scorer",
 ]

@@ -18,6 +18,7 @@ import pandas as pd
 
 from ..arrays import RawTerm
 from ..base import Design
+from ..response import raw_formula_response
 from .columns import (
     MixedColumn,
     check_frame,
@@ -367,6 +368,12 @@ class FormulaDesign(Design):
     na_action : {"raise", "omit"}, default="raise"
         Whether rows missing a value of a variable the formula (or the weights) uses
         are refused or left out, as R's ``na.fail`` and ``na.omit``.
+    response_family : {None, "binomial", "poisson"}, default=None
+        None for a Gaussian response; a GLMM's family reads the response as lme4's
+        ``glmer`` does (:mod:`sklmixed.design.response`).
+    offset : str, default=None
+        A column of the data added to the linear predictor (lme4's ``offset =``),
+        besides the formula's ``offset()`` terms.
     """
 
     def __init__(
@@ -376,12 +383,16 @@ class FormulaDesign(Design):
         unseen_levels="population",
         response_columns=1,
         na_action="raise",
+        response_family=None,
+        offset=None,
     ):
         self.formula = formula
         self.weights = weights
         self.unseen_levels = unseen_levels
         self.response_columns = response_columns
         self.na_action = na_action
+        self.response_family = response_family
+        self.offset = offset
 
     @property
     def response(self):
@@ -395,7 +406,8 @@ class FormulaDesign(Design):
 
     def _used_columns(self, X, groups):
         terms = FormulaTerms(self.formula)
-        names = list(terms.variables) + list(terms._layout.response_columns) + [self.weights]
+        names = list(terms.variables) + list(terms._layout.response_columns)
+        names += [self.weights, self.offset]
         # A variable absent from X is reported by name when the formula reads X.
         present = [v for v in dict.fromkeys(names) if v is not None and v in X.columns]
         return [X[v] for v in present]
@@ -416,9 +428,15 @@ class FormulaDesign(Design):
             X_full, bars = self.terms_.fixed_matrix(X), self.terms_.random_terms(X)
         return X_full, tuple(self.terms_.fixed_names), bars
 
+    def _response_name(self):
+        return self.terms_.response or "y"
+
     def _response(self, X):
         if self.terms_.response is None:
             return None
+        if self.response_family is not None:
+            # A GLMM's response may be text, a Categorical or cbind(s, f).
+            return raw_formula_response(self.terms_, X)
         y = self.terms_.response_vector(X)
         width = 1 if y.ndim == 1 else y.shape[1]
         if width != self.response_columns:
