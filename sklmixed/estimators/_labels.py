@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from sklearn.utils.multiclass import type_of_target, unique_labels
+from sklearn.utils.validation import column_or_1d
 
 __all__ = ["encode_binary_labels"]
 
@@ -36,7 +37,7 @@ def encode_binary_labels(y):
     if series is None:
         values = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y)
         if values.ndim == 2 and values.shape[1] == 1:
-            values = values.ravel()
+            values = column_or_1d(values, warn=True)  # scikit-learn's DataConversionWarning
         if values.ndim != 1:
             raise ValueError(f"y must be one column of labels; got shape {values.shape}.")
         series = pd.Series(values)
@@ -62,8 +63,8 @@ def encode_binary_labels(y):
     if classes.size != 2:
         shown = ", ".join(repr(c.item() if isinstance(c, np.generic) else c) for c in classes[:5])
         raise ValueError(
-            f"y has {classes.size} class(es) ({shown}); MixedLogisticRegression is a binary "
-            "classifier and needs exactly two."
+            f"Only binary classification is supported: y has {classes.size} class(es) "
+            f"({shown}); MixedLogisticRegression needs exactly two."
         )
     codes = np.where(missing, np.nan, (series.to_numpy(dtype=object) == classes[1]).astype(float))
     return classes, codes

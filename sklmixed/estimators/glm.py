@@ -17,10 +17,11 @@ import pandas as pd
 from scipy.special import log_expit
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from .._core.families import get_family
 from ..design.formula import FormulaDesign
+from ..design.response import warn_degenerate
 from ..prediction import prediction_mean, select_factors
 from ..result_glmm import fit_glmm_result
 from ._base import DESIGN_CONSTRAINTS, MixedModelMixin
@@ -140,6 +141,8 @@ _SHARED_ATTRIBUTES = """
     fitted_ : ndarray of shape (n_samples,)
         Fitted means on the response scale, every random effect included (lme4's
         ``fitted``).
+    linear_predictor_ : ndarray of shape (n_samples,)
+        The same on the link scale (lme4's ``predict(fit, type = "link")``).
     residuals_ : ndarray of shape (n_samples,)
         Response residuals ``y - fitted_``.
     na_dropped_ : pandas.Index
@@ -179,9 +182,14 @@ class _MixedGLM(MixedModelMixin, BaseEstimator):
 
     def _fit(self, X, y, groups, sample_weight):
         X = self._validate_X(X, groups, reset=True)
+        if X.shape[0] < 2:
+            raise ValueError(
+                f"Found n_samples={X.shape[0]}: a mixed model needs several rows per group."
+            )
         self.design_ = self._make_design()
         arrays = self.design_.fit_transform(X, y, groups, sample_weight)
         self._check_has_groups(arrays)
+        warn_degenerate(arrays, self._family)
         result = fit_glmm_result(
             arrays,
             self.design_,
@@ -193,7 +201,10 @@ class _MixedGLM(MixedModelMixin, BaseEstimator):
             check_convergence=self.check_convergence,
         )
         self._set_fitted_attributes(result)
-        self._warn_about(result)
+        self.linear_predictor_ = result.linear_predictor
+        from .r_api import warn_about_glmm  # r_api imports this module
+
+        warn_about_glmm(result)
         return self
 
     def _eta(self, X, groups, random_effects):
@@ -447,7 +458,8 @@ class MixedLogisticRegression(ClassifierMixin, _MixedGLM):
         ndarray of shape (n_samples,)
             Labels from ``classes_``.
         """
-        return self.classes_[(self.decision_function(X, groups, random_effects) > 0).astype(int)]
+        positive = self.decision_function(X, groups, random_effects) > 0
+        return self.classes_[positive.astype(int)]
 
     def score(self, X, y, groups=None, sample_weight=None):
         """Accuracy of ``predict(X, groups)``.
@@ -565,7 +577,7 @@ class MixedPoissonRegressor(RegressorMixin, _MixedGLM):
         -------
         self : MixedPoissonRegressor
         """
-        return self._fit(X, y, groups, sample_weight)
+        return self._fit(X, _counts(y), groups, sample_weight)
 
     def predict(self, X, groups=None, random_effects=None):
         """Expected counts ``exp(Xβ + Zb + offset)``.
@@ -607,3 +619,20 @@ class MixedPoissonRegressor(RegressorMixin, _MixedGLM):
         tags = super().__sklearn_tags__()
         tags.target_tags.positive_only = True
         return tags
+
+
+def _counts(y):
+    """A count response as one column: a column vector is raveled (with scikit-learn's
+    warning) and numbers held as objects become floats; anything else is left for the
+    response reader to refuse by name."""
+    if y is None or isinstance(y, (pd.Series, pd.Categorical)):
+        return y
+    values = np.asarray(y)
+    if values.ndim == 2 and values.shape[1] == 1:
+        values = column_or_1d(values, warn=True)
+    if values.dtype == object:
+        try:
+            return values.astype(float)
+        except (TypeError, ValueError):
+            return values
+    return values
