@@ -8,7 +8,7 @@
 # memory is measured as benchmarks/memory.py does: the resident-set high-water mark
 # (VmHWM) reset through /proc/self/clear_refs before the first call and read after
 # it, minus the resident size before (MiB; NA where /proc is missing). Prints one
-# JSON line: seconds of every run, peak_mb, logLik, converged (no lme4 message).
+# JSON line: wall and CPU seconds of every run, peak_mb, logLik, converged (no lme4 message).
 
 suppressPackageStartupMessages({
   library(lme4)
@@ -49,7 +49,9 @@ base <- tryCatch({
   status_mb("VmRSS")
 }, error = function(e) NA_real_, warning = function(w) NA_real_)
 notes <- character()
+cpu_of <- function(t) t[["user.self"]] + t[["sys.self"]] + t[["user.child"]] + t[["sys.child"]]
 start <- proc.time()[["elapsed"]]
+cpu <- cpu_of(proc.time())
 fit <- withCallingHandlers(fit_once(),
   warning = function(w) {
     notes <<- c(notes, conditionMessage(w))
@@ -60,16 +62,20 @@ fit <- withCallingHandlers(fit_once(),
     invokeRestart("muffleMessage")
   })
 seconds <- proc.time()[["elapsed"]] - start
+cpu_seconds <- cpu_of(proc.time()) - cpu
 peak <- if (is.na(base)) NA_real_ else max(status_mb("VmHWM") - base, 0)
 while (length(seconds) < job$repeats && sum(seconds) < job$budget) {
   start <- proc.time()[["elapsed"]]
+  cpu <- cpu_of(proc.time())
   invisible(suppressWarnings(suppressMessages(fit_once())))
   seconds <- c(seconds, proc.time()[["elapsed"]] - start)
+  cpu_seconds <- c(cpu_seconds, cpu_of(proc.time()) - cpu)
 }
 messages <- fit@optinfo$conv$lme4$messages
 cat(toJSON(list(
   status = "ok",
   seconds = seconds,
+  cpu_seconds = cpu_seconds,
   peak_mb = peak,
   loglik = as.numeric(logLik(fit)),
   converged = length(messages) == 0,

@@ -1,7 +1,7 @@
 """
-======================================================
+===========================================================
 A binary outcome with groups: contraceptive use by district
-======================================================
+===========================================================
 
 A walkthrough of a generalized linear mixed model (lme4's ``glmer``) for a yes/no
 outcome. The data: 1,934 women in 60 districts of Bangladesh (the 1989 fertility
