@@ -21,6 +21,7 @@ __all__ = [
     "check_offset",
     "check_response",
     "check_response_varies",
+    "check_exposure",
     "check_rows_for_fixed_effects",
     "check_level_counts",
     "check_residual_variation",
@@ -120,6 +121,16 @@ def check_response(y, n, name="y"):
             f"overflow float64. Rescale {name}."
         )
     return y
+
+
+def check_exposure(values, name):
+    """``log(values)``: an exposure column, finite and strictly positive."""
+    if not np.isfinite(values).all() or (values <= 0).any():
+        raise ValueError(
+            f"exposure (column {name!r}) must be finite and strictly positive: the model "
+            "takes log(exposure) as its offset."
+        )
+    return np.log(values)
 
 
 def check_response_varies(y, name="y"):

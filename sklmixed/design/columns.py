@@ -9,6 +9,7 @@ import pandas as pd
 from .._names import INTERCEPT, r_name
 from .arrays import RawTerm
 from .base import Design, bar_text
+from .checks import check_exposure
 from .frames import (
     column_label,
     groups_columns,
@@ -32,6 +33,12 @@ class ColumnDesign(Design):
     weights : str or int, default=None
         The column of X holding lme4's prior weights (row ``i`` has residual variance
         ``σ²/wᵢ``); it is not a fixed feature.
+    offset, exposure : str or int, default=None
+        Columns of X holding a known part of the linear predictor (lme4's ``offset``,
+        on the link scale) or an exposure whose log is that part (``offset =
+        log(exposure)``, a Poisson model's rate per unit of exposure). Neither is a
+        fixed feature; both may be given (their offsets add up). New data for
+        ``transform`` must hold them too.
     nested : bool, default=False
         Whether the group columns are nested, outermost first: ``["community",
         "household"]`` then means lme4's ``(1 | community/household)``, factors
@@ -57,6 +64,8 @@ class ColumnDesign(Design):
         nested=False,
         unseen_levels="population",
         na_action="raise",
+        offset=None,
+        exposure=None,
     ):
         self.group = group
         self.random_effects = random_effects
@@ -68,6 +77,8 @@ class ColumnDesign(Design):
         self.nested = nested
         self.unseen_levels = unseen_levels
         self.na_action = na_action
+        self.offset = offset
+        self.exposure = exposure
 
     # -- roles, resolved on the training X --------------------------------------------
     def _learn_roles(self, X, groups):
@@ -91,7 +102,7 @@ class ColumnDesign(Design):
         if self.nested and len(self.group_names_) < 2:
             raise ValueError("nested=True needs at least two group columns, outermost first.")
         all_keys = list(X.columns) if isinstance(X, pd.DataFrame) else list(range(X.shape[1]))
-        roles = list(self.group_keys_)
+        roles = list(self.group_keys_) + self._offset_keys(X)
         if self.weights is not None:
             roles.append(resolve_column(X, self.weights, "weights"))
         if self.fixed_effects is None:
@@ -149,8 +160,23 @@ class ColumnDesign(Design):
         keys += [k for factor_keys in self.random_keys_ for k in factor_keys]
         if self.weights is not None:
             keys.append(resolve_column(X, self.weights, "weights"))
+        keys += self._offset_keys(X)
         columns = [X[k] if isinstance(X, pd.DataFrame) else X[:, k] for k in dict.fromkeys(keys)]
         return columns + ([] if groups is None else groups_columns(groups))
+
+    def _offset_keys(self, X):
+        return [
+            resolve_column(X, key, argument)
+            for argument, key in (("offset", self.offset), ("exposure", self.exposure))
+            if key is not None
+        ]
+
+    def _offset(self, X):
+        # The offset column itself is added by Design (every design has one).
+        if self.exposure is None:
+            return None
+        key = resolve_column(X, self.exposure, "exposure")
+        return check_exposure(numeric_column(X, key), column_label(X, key))
 
     # -- reading ------------------------------------------------------------------------
     def _read(self, X, groups, fitting):
