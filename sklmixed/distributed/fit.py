@@ -108,9 +108,10 @@ def fit_linear(design, X, y=None, *, method="REML", tol=1e-6, max_iter=100_000,
         ``residual_quantiles``.
     """
     check_dask_input(X, y, None, None)
-    ddf, y_column = (X, None) if y is None else (X.assign(**{RESPONSE: y}), RESPONSE)
+    ddf, y_column = (X, None) if y is None else (_with_response(X, y), RESPONSE)
     features = ddf._meta if y_column is None else ddf._meta.drop(columns=[y_column])
     dtypes = features.dtypes
+    _refuse_unknown_categories(dtypes)
     # Step 1: the design's encodings, fitted on a skeleton of the data.
     head, _, _ = rows_of(_head(ddf), design, y_column)
     columns = coded_columns(design, dtypes)
@@ -157,6 +158,34 @@ def fit_linear(design, X, y=None, *, method="REML", tol=1e-6, max_iter=100_000,
         ddf, design, y_column, fit.solution.beta, modes, result.sigma, verbose
     )
     return result.__class__(**{**result.__dict__, "residual_quantiles": quantiles})
+
+
+def _with_response(X, y):
+    """X with the response as one more column, refused unless partitioned alike."""
+    try:
+        ddf = X.assign(**{RESPONSE: y})
+        ddf.npartitions  # lowers the expression: mismatched partitions fail here
+    except (AssertionError, ValueError, NotImplementedError) as error:
+        raise ValueError(
+            f"y ({y.npartitions} partitions) is not partitioned as X ({X.npartitions}): "
+            "Dask cannot put them side by side. Keep the response in X and use a formula "
+            "whose left side names it (formula=\"y ~ ...\", fit(X) with y=None)."
+        ) from error
+    return ddf
+
+
+def _refuse_unknown_categories(dtypes):
+    """Categorical columns must carry their categories: each partition codes by them."""
+    unknown = [
+        c for c, dtype in dtypes.items()
+        if isinstance(dtype, pd.CategoricalDtype) and "__UNKNOWN_CATEGORIES__" in dtype.categories
+    ]  # fmt: skip
+    if unknown:
+        raise ValueError(
+            f"The categorical column(s) {unknown} of the Dask DataFrame have unknown "
+            "categories, so partitions would code them differently: make them known first "
+            f"(ddf = ddf.categorize(columns={unknown}))."
+        )
 
 
 def _head(ddf, rows=64):

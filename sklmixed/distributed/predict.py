@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 
@@ -35,7 +38,7 @@ def predict_series(model, X, groups=None, random_effects=None, return_std=False)
         raise ValueError(
             "groups= is not taken with a Dask DataFrame: keep the group labels in a column."
         )
-    shared = dask.delayed(model, pure=True)
+    shared = dask.delayed(model if return_std else _slim(model), pure=True)
     if not return_std:
         return X.map_partitions(
             _predict_partition, shared, random_effects, meta=pd.Series(dtype=float, name="prediction")
@@ -45,6 +48,14 @@ def predict_series(model, X, groups=None, random_effects=None, return_std=False)
         meta=pd.DataFrame({"prediction": pd.Series(dtype=float), "std": pd.Series(dtype=float)}),
     )  # fmt: skip
     return both["prediction"], both["std"]
+
+
+def _slim(model):
+    """The model without what only standard errors read (the fitted criterion and its
+    statistics): what a mean prediction needs, to send to the workers."""
+    slim = copy.copy(model)
+    slim.result_ = replace(model.result_, fit=None, training_factors=())
+    return slim
 
 
 def _predict_partition(part, model, random_effects):
