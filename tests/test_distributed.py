@@ -102,6 +102,8 @@ def test_one_factor_equals_in_memory_fit(client, data, REML):  # noqa: N803
     theirs = lmer(formula, memory, REML=REML)
     assert ours.n_groups_ == {"g": 150}  # 50 levels occur in one partition only
     assert ours.fitted_ is None and ours.residuals_ is None
+    with pytest.raises(ValueError, match="Dask DataFrame.*predict"):
+        ours.residuals()
     assert_same_fit(ours, theirs)
 
 

@@ -29,7 +29,7 @@ import pandas as pd
 from ..design.base import _by_factor
 from ..design.checks import check_response
 from ..design.formula import FormulaDesign
-from ..design.formula.design import _columns_of
+from ..design.formula.design import _columns_of, _layout
 from ..design.formula.tokens import tokenize
 from ..design.formula.transforms import Levels
 from ..design.levels import encode_levels
@@ -79,17 +79,11 @@ def coded_columns(design, dtypes) -> list:
     offsets): their distinct values must all reach the design's fit."""
     if not isinstance(design, FormulaDesign):
         return []  # column roles: features are numeric, groups are agreed in step 2
-    layout = _layout_of(design)
+    layout = _layout(design.formula)
     used = dict.fromkeys(layout.fixed_columns + layout.offset_columns)
     for bar in layout.parsed.bars:
         used.update(dict.fromkeys(_columns_of(bar.terms)))
     return [c for c in used if c in dtypes.index and dtypes[c].kind not in "iufc"]
-
-
-def _layout_of(design):
-    from ..design.formula.design import _layout
-
-    return _layout(design.formula)
 
 
 def distinct_values(part, columns) -> dict:

@@ -189,13 +189,18 @@ def _refuse_unknown_categories(dtypes):
 
 
 def _head(ddf, rows=64):
-    """The first rows of the first partition holding any."""
+    """The first rows of the first partition holding any (only they travel)."""
     dask, _ = require_dask()
+    take = dask.delayed(_first_rows, pure=True)
     for part in ddf.to_delayed():
-        head = dask.compute(part)[0].head(rows)
+        head = dask.compute(take(part, rows))[0]
         if head.shape[0]:
             return head
     raise ValueError("The Dask DataFrame has no rows.")
+
+
+def _first_rows(part, rows):
+    return part.head(rows)
 
 
 def _merged(parts):

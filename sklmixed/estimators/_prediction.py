@@ -376,6 +376,12 @@ class PredictionMixin:
         """
         check_is_fitted(self, "result_")
         result = self.result_
+        if result.residuals is None:
+            raise ValueError(
+                "This model was fitted from a Dask DataFrame, whose rows stay on the "
+                "workers: no residuals are kept. model.predict(ddf) gives the fitted "
+                "values as a lazy Dask Series (docs/distributed.md)."
+            )
         if kind == "response":
             return result.residuals.copy()
         if kind == "scaled":
