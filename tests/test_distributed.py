@@ -207,3 +207,27 @@ def test_core_imports_without_dask():
         "sklmixed.lmer('normexam ~ 1 + (1 | school)', exam)\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 5000])
+def test_exact_quantiles_in_two_passes_equal_numpy(n):
+    from sklmixed.distributed.quantiles import (
+        bin_counts,
+        quantiles_from_bins,
+        values_in_bins,
+        wanted_bins,
+    )
+
+    rng = np.random.default_rng(n)
+    values = rng.standard_t(3, size=n)
+    values[: n // 3] = np.round(values[: n // 3], 1)  # ties, and -0.0 beside 0.0
+    parts = np.array_split(values, 3)
+    probs = [0, 0.25, 0.5, 0.75, 1]
+    counts = sum(bin_counts(p) for p in parts)
+    bins = wanted_bins(counts, probs)
+    kept = np.concatenate([values_in_bins(p, bins) for p in parts])
+    assert kept.size <= max(5, n // 10)  # only a few bins' values travel
+    np.testing.assert_allclose(
+        quantiles_from_bins(counts, bins, kept, probs), np.quantile(values, probs),
+        rtol=1e-15, atol=1e-15,
+    )  # fmt: skip

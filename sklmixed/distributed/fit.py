@@ -15,6 +15,8 @@ client from the reduced statistics, exactly as for an in-memory fit.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 
@@ -140,7 +142,7 @@ def fit_linear(design, X, y=None, *, method="REML", tol=1e-6, max_iter=100_000,
         label="sufficient statistics",
     )[0]
     rms = float(np.sqrt(stats.resid_sumsq / stats.n_obs))
-    stats = stats.__class__(**{**stats.__dict__, "plan": _with_exact_fit(layout, rms, moments)})
+    stats = replace(stats, plan=replace(layout, exact_fit=exact_fit_rule(rms, moments.y_max_abs)))
     check_residual_variation(stats, arrays.fixed_names)
     fit = fit_lmm(
         Criterion(stats, reml=method == "REML"),
@@ -157,7 +159,7 @@ def fit_linear(design, X, y=None, *, method="REML", tol=1e-6, max_iter=100_000,
     quantiles = _residual_quantiles(
         ddf, design, y_column, fit.solution.beta, modes, result.sigma, verbose
     )
-    return result.__class__(**{**result.__dict__, "residual_quantiles": quantiles})
+    return replace(result, residual_quantiles=quantiles)
 
 
 def _with_response(X, y):
@@ -265,12 +267,6 @@ def _plan(arrays, moments, design) -> ReductionPlan:
     # once more from the rows; any offset is valid: it only shifts β).
     offset = np.linalg.lstsq(XtX, Xty, rcond=None)[0] if keep.size else np.zeros(0)
     return ReductionPlan(order, scales, offset)
-
-
-def _with_exact_fit(layout, rms, moments):
-    return ReductionPlan(
-        layout.order, layout.scales, layout.offset, exact_fit_rule(rms, moments.y_max_abs)
-    )
 
 
 def _check_second_block(arrays, layout):
