@@ -78,9 +78,10 @@ class MixedLMResult:
         The random-effects terms in lme4's order.
     levels : dict of str to pandas.Index
         Levels of each grouping factor.
-    fitted, residuals, scaled_residuals : ndarray of shape (n_obs,)
+    fitted, residuals, scaled_residuals : ndarray of shape (n_obs,) or None
         Fitted values (fixed plus random effects), response residuals, and residuals
-        scaled by σ (and the square root of the prior weights).
+        scaled by σ (and the square root of the prior weights). None for a fit from a
+        Dask DataFrame, whose rows stay on the workers (``predict`` gives them lazily).
     weighted : bool
         Whether the fit had prior weights.
     fit : LMMFit
@@ -101,6 +102,9 @@ class MixedLMResult:
         Levels added after the fit (``add_groups``), whose modes and conditional
         variances ``random_effects`` and ``random_effects_cond_var`` list after the
         fitted levels'.
+    residual_quantiles : ndarray of shape (5,) or None
+        Minimum, quartiles and maximum of the scaled residuals, for a fit whose
+        residuals are not kept (a Dask fit; see ``docs/distributed.md``).
     """
 
     method: str
@@ -139,6 +143,7 @@ class MixedLMResult:
     training_factors: tuple = ()
     prior_weights: np.ndarray | None = None
     added_groups: object = None
+    residual_quantiles: np.ndarray | None = None
 
     def internal_theta(self, theta) -> np.ndarray:
         """θ in lme4's order and the data's units, as the criterion takes it (block
@@ -259,8 +264,9 @@ def build_result(fit: LMMFit, arrays, design, method, fitted) -> MixedLMResult:
     design : Design
         The fitted design (names, levels, formula).
     method : {"REML", "ML"}
-    fitted : ndarray of shape (n,)
-        Fitted values at the solution.
+    fitted : ndarray of shape (n,) or None
+        Fitted values at the solution; None when the rows are not at hand (a Dask
+        fit: ``arrays`` then holds the structure only, no rows).
 
     Returns
     -------
@@ -274,15 +280,18 @@ def build_result(fit: LMMFit, arrays, design, method, fitted) -> MixedLMResult:
     sigma = sol.sigma
 
     fixed_names = pd.Index(list(arrays.fixed_names), dtype=object)
-    n_obs = arrays.n_counted
+    # Rows, or the sum of the frequency weights (from the statistics without the rows).
+    n_obs = arrays.n_counted if fitted is not None else fit.criterion.stats.n_obs
     n_obs = int(n_obs) if float(n_obs).is_integer() else n_obs
     n_params = len(fixed_names) + record.theta.size + 1
     # Where the random effects reproduce y the likelihood has no maximum: its supremum
     # (+inf) is reported, not the value where the optimizer stopped.
     crit = -np.inf if fit.unbounded else sol.deviance
     reml = method == "REML"
-    residuals = arrays.y - fitted
-    scaled = residuals if arrays.weights is None else residuals * np.sqrt(arrays.weights)
+    residuals = scaled = None
+    if fitted is not None:
+        residuals = arrays.y - fitted
+        scaled = residuals if arrays.weights is None else residuals * np.sqrt(arrays.weights)
     return MixedLMResult(
         method=method,
         formula=design.formula_text(),
@@ -327,7 +336,7 @@ def build_result(fit: LMMFit, arrays, design, method, fitted) -> MixedLMResult:
         convergence_check=fit.check,
         fitted=fitted,
         residuals=residuals,
-        scaled_residuals=scaled / sigma,
+        scaled_residuals=None if scaled is None else scaled / sigma,
         weighted=arrays.weights is not None,
         fit=fit,
         theta_order=theta_order,

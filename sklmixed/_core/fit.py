@@ -84,27 +84,37 @@ def single_threaded_blas():
 
 
 class _Watched:
-    """A criterion that remembers whether it was ever −inf (an unbounded likelihood)."""
+    """A criterion that remembers whether it was ever −inf (an unbounded likelihood),
+    and reports each evaluation to ``callback(n_evals, value)`` (a progress display)."""
 
-    def __init__(self, criterion):
+    def __init__(self, criterion, callback=None):
         self.criterion = criterion
         self.unbounded = False
+        self.callback = callback
+        self.n_evals = 0
 
     def __call__(self, theta):
         value = self.criterion(theta)
         if value == -np.inf:
             self.unbounded = True
+        self._report(np.array([value]))
         return value
 
     def batch(self, thetas):
         values = self.criterion.batch(thetas)
         if (values == -np.inf).any():
             self.unbounded = True
+        self._report(values)
         return values
+
+    def _report(self, values):
+        self.n_evals += len(values)
+        if self.callback is not None:
+            self.callback(self.n_evals, float(np.min(values)))
 
 
 def fit_lmm(
-    criterion: Criterion, *, tol=1e-6, max_evals=100_000, check_convergence=True
+    criterion: Criterion, *, tol=1e-6, max_evals=100_000, check_convergence=True, callback=None
 ) -> LMMFit:
     """Minimize the criterion over θ and solve at the optimum.
 
@@ -117,13 +127,16 @@ def fit_lmm(
         Evaluation budget.
     check_convergence : bool
         Check the optimum by finite differences and polish it.
+    callback : callable, optional
+        Called as ``callback(n_evals, value)`` after each evaluation (or batch of
+        evaluations) of the criterion: a progress display.
 
     Returns
     -------
     LMMFit
     """
     stats, terms = criterion.stats, criterion.terms
-    watched = _Watched(criterion)
+    watched = _Watched(criterion, callback)
     if not terms:
         record = OptimizerRecord(
             optimizer="none (no random effects)",

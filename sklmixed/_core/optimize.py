@@ -281,7 +281,14 @@ def polish(fun, record: OptimizerRecord, check, lower) -> OptimizerRecord:
         return record
     theta = np.maximum(record.theta + check.newton_step, lower)
     value = fun(theta)
-    if not value < record.fmin:
+    # A step whose predicted gain is below the criterion's rounding (100 machine
+    # epsilons of its value) is taken unless it raises the criterion beyond that
+    # rounding: whether it "lowers" the criterion is decided by rounding, which differs
+    # between BLAS kernels and summation orders (a Dask fit's partitions), so the same
+    # data would land on θ a Newton step apart.
+    floor = 100 * np.finfo(float).eps * abs(record.fmin)
+    negligible = check.predicted_decrease <= floor and value <= record.fmin + floor
+    if not (value < record.fmin or negligible):
         return OptimizerRecord(**{**record.__dict__, "n_evals": record.n_evals + 1})
     return OptimizerRecord(
         **{

@@ -24,6 +24,7 @@ from .._core.fit import single_threaded_blas
 from ..design.checks import check_frequency_weights, check_response, check_weights
 from ..design.frames import prior_weight_column
 from ..design.levels import encode_levels
+from ..distributed import is_dask_collection, predict_series
 from ..prediction import (
     condition_new_levels,
     draw_linear_predictor,
@@ -102,6 +103,8 @@ class PredictionMixin:
         Returns
         -------
         y_pred : ndarray of shape (n_samples,)
+            A lazy Dask Series, partitioned and indexed as X, when X is a Dask
+            DataFrame.
         y_std : ndarray of shape (n_samples,)
             Only with ``return_std=True``: ``sqrt(σ² aᵀ C⁻¹ a)`` from the joint
             conditional covariance ``σ² C⁻¹`` of the spherical modes and β at the
@@ -110,6 +113,8 @@ class PredictionMixin:
             level adds its prior variance ``σ² zᵀ T Tᵀ z``. The uncertainty of θ and
             σ is not included.
         """
+        if is_dask_collection(X):  # a lazy Dask Series, partition by partition
+            return predict_series(self, X, groups, random_effects, return_std)
         mean, var = self._linear_prediction(
             X, groups, random_effects, "mean" if return_std else None
         )
@@ -371,6 +376,12 @@ class PredictionMixin:
         """
         check_is_fitted(self, "result_")
         result = self.result_
+        if result.residuals is None:
+            raise ValueError(
+                "This model was fitted from a Dask DataFrame, whose rows stay on the "
+                "workers: no residuals are kept. model.predict(ddf) gives the fitted "
+                "values as a lazy Dask Series (docs/distributed.md)."
+            )
         if kind == "response":
             return result.residuals.copy()
         if kind == "scaled":

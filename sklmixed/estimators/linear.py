@@ -11,7 +11,9 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from .. import exceptions
 from ..exceptions import UnboundedLikelihoodWarning
 from .._core import Criterion, fit_lmm
+from .._core.progress import Progress
 from ..design.checks import check_residual_variation
+from ..distributed import is_dask_collection
 from ..prediction import linear_predictor
 from ..result import build_result
 from ..stats import reduce
@@ -92,6 +94,11 @@ class MixedLMRegressor(
         criterion and warn (``ConvergenceWarning``) when a local quadratic model
         predicts it can still fall noticeably. Costs about ``2 k²`` evaluations for
         ``k`` θ parameters.
+    verbose : int, default=0
+        Progress of long fits on stderr: 1 prints the evaluations so far, the lowest
+        criterion value and the elapsed time at most once a second and at the end;
+        2 prints a line per evaluation. A fit from a Dask DataFrame also shows Dask's
+        own progress bar for each pass over the data.
 
     Attributes
     ----------
@@ -208,6 +215,7 @@ class MixedLMRegressor(
         "tol": [Interval(Real, 0, None, closed="neither")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "check_convergence": ["boolean"],
+        "verbose": ["verbose"],
     }
 
     def __init__(
@@ -228,6 +236,7 @@ class MixedLMRegressor(
         tol=1e-6,
         max_iter=100_000,
         check_convergence=True,
+        verbose=0,
     ):
         self.formula = formula
         self.group = group
@@ -244,6 +253,7 @@ class MixedLMRegressor(
         self.tol = tol
         self.max_iter = max_iter
         self.check_convergence = check_convergence
+        self.verbose = verbose
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None, groups=None, sample_weight=None):
@@ -253,10 +263,12 @@ class MixedLMRegressor(
         ----------
         X : array-like or DataFrame of shape (n_samples, n_features)
             Fixed features, random-effect features and group columns (or, with
-            ``formula``, every variable the formula names).
+            ``formula``, every variable the formula names). A Dask DataFrame is
+            reduced partition by partition on its workers (``docs/distributed.md``):
+            ``fitted_`` and the residuals are then None, ``predict`` gives them lazily.
         y : array-like of shape (n_samples,), default=None
-            Response. May be None only with a ``formula`` whose left side names a
-            column of X.
+            Response (a Dask Series partitioned as X when X is a Dask DataFrame).
+            May be None only with a ``formula`` whose left side names a column of X.
         groups : array-like of shape (n_samples,) or (n_samples, n_factors), default=None
             Group labels when they are not a column of X.
         sample_weight : array-like of shape (n_samples,), default=None
@@ -269,18 +281,24 @@ class MixedLMRegressor(
         self : MixedLMRegressor
             The fitted estimator.
         """
+        if is_dask_collection(X):
+            return self._fit_dask(X, y, groups, sample_weight)
         X = self._validate_X(X, groups, reset=True)
         self.design_ = self._make_design()
         arrays = self.design_.fit_transform(X, y, groups, sample_weight)
         self._check_has_groups(arrays)
         stats = reduce(arrays)
         check_residual_variation(stats, arrays.fixed_names)
+        progress = self._progress()
         fit = fit_lmm(
             Criterion(stats, reml=self.method == "REML"),
             tol=self.tol,
             max_evals=self.max_iter,
             check_convergence=self.check_convergence,
+            callback=progress,
         )
+        if progress is not None:
+            progress.close()
         # Every level was seen, so the modes are indexed by the codes directly.
         modes = [None] * len(arrays.factors)
         for b, i in enumerate(stats.plan.order):
@@ -290,9 +308,42 @@ class MixedLMRegressor(
         self._set_fitted_attributes(result)
         self.sigma_ = result.sigma
         self.reml_criterion_ = result.reml_criterion
-        _warn_if_unbounded(fit, arrays)
+        _warn_if_unbounded(fit, arrays.factors, arrays.fixed_names)
         self._warn_about(result)
         return self
+
+    def _fit_dask(self, X, y, groups, sample_weight):
+        """``fit`` from a Dask DataFrame (:mod:`sklmixed.distributed`): the same road,
+        with the statistics reduced on the workers."""
+        from ..distributed.fit import check_dask_input, fit_linear
+
+        check_dask_input(X, y, groups, sample_weight)
+        names = list(X.columns)
+        self.n_features_in_ = len(names)
+        if all(type(n) is str for n in names):
+            self.feature_names_in_ = np.asarray(names, dtype=object)
+        self.design_ = self._make_design()
+        progress = self._progress()
+        result = fit_linear(
+            self.design_, X, y, method=self.method, tol=self.tol, max_iter=self.max_iter,
+            check_convergence=self.check_convergence, verbose=self.verbose, callback=progress,
+            check_arrays=self._check_has_groups,
+        )  # fmt: skip
+        if progress is not None:
+            progress.close()
+        self._set_fitted_attributes(result)
+        self.sigma_ = result.sigma
+        self.reml_criterion_ = result.reml_criterion
+        _warn_if_unbounded(result.fit, result.training_factors, self.design_.fixed_names_)
+        self._warn_about(result)
+        return self
+
+    def _progress(self):
+        """The optimizer's progress display (``verbose``), or None."""
+        if not self.verbose:
+            return None
+        label = "REML criterion" if self.method == "REML" else "deviance"
+        return Progress(label, verbose=self.verbose)
 
     def score(self, X, y, groups=None, sample_weight=None):
         """R² of ``predict(X, groups)`` against ``y``.
@@ -316,7 +367,7 @@ class MixedLMRegressor(
         return self._more_tags_for_groups(super().__sklearn_tags__())
 
 
-def _warn_if_unbounded(fit, arrays):
+def _warn_if_unbounded(fit, factors, fixed_names):
     """Say so when a mixed model's likelihood has no maximum (lme4: ``logLik = Inf``).
 
     Where the random effects reproduce y (y constant within groups, or a function of
@@ -326,11 +377,11 @@ def _warn_if_unbounded(fit, arrays):
     least squares, where an exact fit is a legitimate answer (scikit-learn's checks
     fit y = x0).
     """
-    if arrays.factors and (fit.unbounded or not np.isfinite(fit.solution.deviance)):
+    if factors and (fit.unbounded or not np.isfinite(fit.solution.deviance)):
         exceptions.warn(
             "The log-likelihood has no maximum: y leaves no residual variation once the "
-            f"fixed effects {list(arrays.fixed_names)} and the random effects of "
-            f"{[f.name for f in arrays.factors]} are fitted, so the likelihood grows without "
+            f"fixed effects {list(fixed_names)} and the random effects of "
+            f"{[f.name for f in factors]} are fitted, so the likelihood grows without "
             "bound as the residual variance falls to 0 (log_likelihood_ is inf; the "
             "variance components are where the optimizer stopped, not estimates). Check y "
             "(constant within groups? a linear function of the features?) and the number "

@@ -18,7 +18,8 @@ def lmer(formula, data, REML=True, weights=None, na_action="omit", **params):  #
     formula : str
         An lme4 formula with its left side, e.g. ``"normexam ~ 1 + (1 | school)"``.
     data : DataFrame
-        Holds the response and every variable the formula names.
+        Holds the response and every variable the formula names. A Dask DataFrame
+        is fitted partition by partition on its workers (``docs/distributed.md``).
     REML : bool, default=True
         REML (True) or maximum likelihood (False).
     weights : str or array-like, default=None
@@ -31,7 +32,7 @@ def lmer(formula, data, REML=True, weights=None, na_action="omit", **params):  #
         ``na_dropped_`` and their number is printed in the summary.
     **params
         Other :class:`MixedLMRegressor` parameters (``tol``, ``max_iter``,
-        ``unseen_levels``).
+        ``unseen_levels``, ``verbose``).
 
     Returns
     -------

@@ -209,7 +209,12 @@ class Summary:
             }
         self.fit_statistics = pd.DataFrame([stats])
 
-        quartiles = np.quantile(np.asarray(scaled_residuals, dtype=float), [0, 0.25, 0.5, 0.75, 1])
+        if scaled_residuals is None:  # not kept (a Dask fit): their quantiles are
+            quartiles = np.asarray(result.residual_quantiles, dtype=float)
+        else:
+            quartiles = np.quantile(
+                np.asarray(scaled_residuals, dtype=float), [0, 0.25, 0.5, 0.75, 1]
+            )
         self.residuals = pd.DataFrame(
             [quartiles], columns=["Min", "1Q", "Median", "3Q", "Max"], index=["Scaled residuals"]
         )

@@ -6,7 +6,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ReductionPlan", "plan", "least_squares_offset", "rounding_noise", "block_order"]
+__all__ = [
+    "ReductionPlan",
+    "plan",
+    "least_squares_offset",
+    "rounding_noise",
+    "block_order",
+    "scales_from_sums",
+    "exact_fit_rule",
+]
 
 
 @dataclass(frozen=True)
@@ -42,9 +50,14 @@ def block_order(n_levels) -> tuple:
 def column_scales(columns, frequency=None) -> np.ndarray:
     """Root mean square of each column (frequency-weighted); 1 for a column of zeros."""
     if frequency is None:
-        rms = np.sqrt(np.einsum("ij,ij->j", columns, columns) / columns.shape[0])
-    else:
-        rms = np.sqrt(np.einsum("i,ij,ij->j", frequency, columns, columns) / frequency.sum())
+        return scales_from_sums(np.einsum("ij,ij->j", columns, columns), columns.shape[0])
+    return scales_from_sums(np.einsum("i,ij,ij->j", frequency, columns, columns), frequency.sum())
+
+
+def scales_from_sums(sums_of_squares, n) -> np.ndarray:
+    """Root mean squares from column sums of squares over ``n`` rows; 1 for a zero column
+    (the form in which partitions of a distributed reduction deliver them)."""
+    rms = np.sqrt(np.asarray(sums_of_squares, dtype=float) / n)
     return np.where(rms > 0, rms, 1.0)
 
 
@@ -77,7 +90,12 @@ def rounding_noise(resid, y) -> bool:
     (an exact fit: root mean square within 1e3 machine epsilons of ``max |y|``, a margin
     far above the rounding of any BLAS kernel and far below any real residual)."""
     scale = float(np.abs(y).max()) if y.size else 0.0
-    return float(np.sqrt(np.mean(resid**2))) <= 1e3 * np.finfo(float).eps * scale
+    return exact_fit_rule(float(np.sqrt(np.mean(resid**2))), scale)
+
+
+def exact_fit_rule(resid_rms, y_max_abs) -> bool:
+    """:func:`rounding_noise` from the residuals' root mean square and ``max |y|``."""
+    return resid_rms <= 1e3 * np.finfo(float).eps * y_max_abs
 
 
 def plan(arrays, y=None):
