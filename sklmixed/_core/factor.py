@@ -203,19 +203,78 @@ def _second_block_matrix(cp: CrossProducts, block_terms, T, G, B1):
     """
     Q2 = cp.A22.shape[0]
     scalar = all(term.q == 1 for term in block_terms)
+    diagonal = np.diag_indices(Q2)
     if cp.S22_map is not None:
         lam = np.array([Tj[0, 0] for Tj in T[1:]]) if scalar else np.ones(len(block_terms))
         S = cp.S22_map.lower(_map_weights(lam, B1, identity=scalar))
         if scalar:
             return S
-        # A₂₂ − G Gᵀ, lower triangle only: fill the upper one, then Λ₂ densely.
-        M = S + S.T
-        M[np.diag_indices(Q2)] = S[np.diag_indices(Q2)]
     else:
-        M = (cp.A22 - G @ G.T).toarray()
+        # A₂₂ − G Gᵀ, lower triangle only, computed in place in the array LAPACK factors.
+        S = gram_lower(G)
+        S *= -1.0
+        a22 = cp.A22.tocoo()
+        lower = a22.row >= a22.col
+        S[a22.row[lower], a22.col[lower]] += a22.data[lower]
+        if scalar:
+            lam = np.repeat([Tj[0, 0] for Tj in T[1:]], [t.n_levels for t in block_terms])
+            S *= lam[:, None]
+            S *= lam[None, :]
+            S[diagonal] += 1.0
+            return S
+    # Non-scalar terms in block 2: fill the upper triangle, then apply Λ₂ densely.
+    M = S + S.T
+    M[diagonal] = S[diagonal]
+    del S
     S = apply_lambda_t(apply_lambda_t(M, block_terms, T[1:]).T, block_terms, T[1:])
     S[np.diag_indices(Q2)] += 1.0
     return np.asfortranarray(np.tril(S))
+
+
+# Columns of G Gᵀ formed at a time without the map: a dense copy of that many columns
+# of Gᵀ (Q1 × 256) stays small while the sparse rows after them stream past it.
+_GRAM_COLUMNS = 256
+
+
+def gram_lower(G):
+    """The lower triangle of ``G Gᵀ`` for a sparse ``G``, column-major, 0 above it.
+
+    A band of columns at a time: the rows of ``G`` after the band times a dense copy
+    of the band's columns of ``Gᵀ``, then written to their places below the diagonal.
+    Rows are taken in order of decreasing number of entries (the most popular levels
+    first), so that the rows after each band, whose entries set the cost, are the
+    sparsest; a row's own sum runs in the order of its entries, so the values do not
+    depend on that order. Only the lower triangle is computed (half the work of
+    ``G @ G.T``) and no sparse matrix of the size of the result is ever formed: the
+    memory is the result plus one band.
+
+    Parameters
+    ----------
+    G : scipy.sparse.csr_array of shape (Q2, Q1)
+
+    Returns
+    -------
+    ndarray of shape (Q2, Q2)
+        Fortran-ordered.
+    """
+    Q2 = G.shape[0]
+    order = np.argsort(-np.diff(G.indptr), kind="stable")
+    Gp = G[order]
+    Gpt = Gp.T.tocsc()  # column slices are cheap
+    out = np.zeros((Q2, Q2), order="F")
+    flat = out.reshape(-1, order="F")  # a view: Fortran position i + j·Q2
+    for start in range(0, Q2, _GRAM_COLUMNS):
+        stop = min(start + _GRAM_COLUMNS, Q2)
+        band = Gp[start:] @ Gpt[:, start:stop].toarray()  # rows order[start:], columns order[start:stop]
+        rows, cols = order[start:, None], order[None, start:stop]
+        position = np.maximum(rows, cols) + np.minimum(rows, cols) * Q2
+        width = stop - start
+        # The band's square part holds each pair twice: keep its lower half (in the
+        # band's order), whose positions are all distinct.
+        keep = np.tril(np.ones((width, width), dtype=bool))
+        flat[position[:width][keep]] = band[:width][keep]
+        flat[position[width:].ravel()] = band[width:].ravel()
+    return out
 
 
 def _map_weights(lam, B1, identity):
@@ -237,8 +296,8 @@ def fill_in_quadratic_forms(cp: CrossProducts, factor, block_terms, W):
     """Per level ``s`` of factor 1, ``L₂₁,ₛᵀ W L₂₁,ₛ`` with ``L₂₁,ₛ`` its columns of ``L₂₁``.
 
     ``L₂₁ = Λ₂ᵀ G`` is sparse and ``W`` (``Q2 × Q2``, symmetric) dense; through the
-    map of :func:`_second_block_map` (one pass over it, transposed) this costs no
-    dense ``Q2 × Q1`` product.
+    map of :func:`_second_block_map` (one pass over it, transposed), or without it a
+    band of ``L₂₁ᵀ W`` at a time, this costs no dense ``Q2 × Q1`` matrix.
 
     Parameters
     ----------
@@ -251,22 +310,21 @@ def fill_in_quadratic_forms(cp: CrossProducts, factor, block_terms, W):
 
     Returns
     -------
-    ndarray of shape (m1, q1, q1) or None
-        None when ``cp`` has no map.
+    ndarray of shape (m1, q1, q1)
     """
-    if cp.S22_map is None:
-        return None
     T = factor.T
     m1, q1 = factor.L11.shape[:2]
     nab = q1 * (q1 + 1) // 2
+    if cp.S22_map is None:  # L₂₁ = Λ₂ᵀ G, sparse
+        return _level_quadratic_forms(_lambda_t_sparse(block_terms, T[1:]) @ factor.G, W, m1, q1)
     if all(term.q == 1 for term in block_terms):
         Y, scale = W, kind_scales(np.array([Tj[0, 0] for Tj in T[1:]]))
     else:
         Y = apply_lambda(apply_lambda(W, block_terms, T[1:]).T, block_terms, T[1:])
         scale = np.ones(kind_count(len(block_terms)))
     # The map holds each off-diagonal pair of positions once (i > j): halving the
-    # diagonal of Y makes its adjoint the upper triangle of Σ_ij Y_ij a_i a_jᵀ with a
-    # halved diagonal. Y is W itself when it can be: halved, then doubled back (exact).
+    # diagonal of Y makes its adjoint the upper triangle of Σ_ij Y_ij a_i a_jᵀ with
+    # a halved diagonal. Y is W itself when it can be: halved, then doubled back.
     diagonal = np.diag_indices(Y.shape[0])
     Y[diagonal] *= 0.5
     per_kind = cp.S22_map.adjoint(Y)[: scale.size * m1 * nab]
@@ -278,3 +336,38 @@ def fill_in_quadratic_forms(cp: CrossProducts, factor, block_terms, W):
     A = A + A.transpose(0, 2, 1)
     B1 = T[0] @ inverse_lower(factor.L11).transpose(0, 2, 1)
     return B1.transpose(0, 2, 1) @ A @ B1
+
+
+def _lambda_t_sparse(block_terms, T):
+    """``Λ₂ᵀ`` of the stacked block-2 terms as a sparse block-diagonal matrix."""
+    return sp.block_diag(
+        [sp.kron(sp.eye_array(term.n_levels), sp.csr_array(Tj.T)) for term, Tj in zip(block_terms, T)],
+        format="csr",
+    )
+
+
+# Rows of Hᵀ = L₂₁ᵀ W formed at a time by _level_quadratic_forms.
+_FORM_ROWS = 512
+
+
+def _level_quadratic_forms(L21, W, m1, q1):
+    """``L₂₁,ₛᵀ W L₂₁,ₛ`` for each level ``s`` of factor 1 (its ``q1`` columns of ``L₂₁``).
+
+    ``L₂₁ᵀ W`` a band of rows at a time (sparse times dense), each row then dotted with
+    the sparse rows of ``L₂₁ᵀ`` of its level: no dense ``Q2 × Q1`` matrix.
+    """
+    Lt = L21.T.tocsr()  # (Q1, Q2)
+    Q1 = Lt.shape[0]
+    out = np.empty((Q1, q1))  # row s·q1 + a, column b: entry (a, b) of level s
+    for start in range(0, Q1, _FORM_ROWS * q1):
+        stop = min(start + _FORM_ROWS * q1, Q1)
+        H = Lt[start:stop] @ W  # (rows, Q2); W is symmetric
+        for b in range(q1):
+            # Rows of level s's column b of L₂₁, aligned with the band's rows s·q1 + a.
+            partner = Lt[np.repeat(np.arange(start + b, stop, q1), q1)]
+            counts = np.diff(partner.indptr)
+            row = np.repeat(np.arange(stop - start), counts)
+            out[start:stop, b] = np.bincount(
+                row, partner.data * H[row, partner.indices], minlength=stop - start
+            )
+    return out.reshape(m1, q1, q1)

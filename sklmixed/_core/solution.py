@@ -18,7 +18,6 @@ from scipy.linalg.lapack import dtrtrs as _trtrs
 from .factor import BlockedFactor, fill_in_quadratic_forms
 from .kernels import (
     apply_lambda,
-    apply_lambda_t,
     back_substitute_levels,
     congruence,
     inverse_lower,
@@ -85,11 +84,6 @@ def fixed_effects_from_factor(factor: BlockedFactor, n, p, reml):
     if info or info_inv:
         raise np.linalg.LinAlgError("R_X is singular")
     return beta, sigma2 * (RX_inv.T @ RX_inv), sigma2
-
-
-# Above this many entries the dense Q₂ × Q₁ matrix behind the first factor's
-# conditional covariances is not formed.
-_MAX_COND_COV_ENTRIES = 20_000_000
 
 
 def solution_from_factor(factor: BlockedFactor, cp, terms, reml, deviance, ml_deviance):
@@ -170,19 +164,10 @@ def _conditional_covariances(factor: BlockedFactor, cp, terms, sigma2):
         return [sigma2 * congruence(T[0].T, V).transpose(2, 0, 1)]
     L11_inv = inverse_lower(factor.L11)  # (m1, q1, q1)
     V1 = L11_inv.transpose(0, 2, 1) @ L11_inv
-    Q2, Q1 = factor.G.shape
-    m1, q1 = terms[0].n_levels, terms[0].q
     # Column block i of L⁻¹ for factor 1 is [L₁₁,ᵢ⁻¹ ; −L₂₂⁻¹ L₂₁ Eᵢ L₁₁,ᵢ⁻¹], so level i
     # adds L₁₁,ᵢ⁻ᵀ (L₂₁ Eᵢ)ᵀ S₂₂⁻¹ (L₂₁ Eᵢ) L₁₁,ᵢ⁻¹.
     S22_inv = second_block_inverse(factor.L22)
     fill = fill_in_quadratic_forms(cp, factor, terms[1:], S22_inv)
-    if fill is None:
-        if Q2 * Q1 > _MAX_COND_COV_ENTRIES:
-            return None
-        L21 = apply_lambda_t(factor.G.toarray(), terms[1:], T[1:])
-        H = scipy.linalg.solve_triangular(factor.L22, L21, lower=True, check_finite=False)
-        H = H.reshape(Q2, m1, q1)
-        fill = np.einsum("rma,rmb->mab", H, H)
     V1 = V1 + L11_inv.transpose(0, 2, 1) @ fill @ L11_inv
     out = [sigma2 * (T[0] @ V1 @ T[0].T)]
     start = 0
