@@ -19,6 +19,7 @@ import scipy.optimize
 __all__ = [
     "OptimizerRecord",
     "minimize_theta",
+    "best_of_starts",
     "restart_on_boundary",
     "continue_search",
     "polish",
@@ -181,6 +182,50 @@ def minimize_theta(
         converged=bool(converged),
         message=message,
         on_boundary=np.isfinite(lower) & (theta == lower),
+    )
+
+
+def best_of_starts(fun, record: OptimizerRecord, starts, lower, **options):
+    """Run BOBYQA from other starting points too and keep the lowest optimum.
+
+    Parameters
+    ----------
+    fun : callable
+        The criterion.
+    record : OptimizerRecord
+        The run from the first start.
+    starts : dict of str to ndarray
+        Named starting points, each run within what is left of the budget.
+    lower : ndarray
+        Lower bounds.
+    **options
+        Passed to :func:`minimize_theta` (``max_evals`` is the budget of all runs).
+
+    Returns
+    -------
+    OptimizerRecord
+        The best run, with every run's evaluations counted and named in its message.
+    """
+    budget = options.pop("max_evals", 100_000)
+    best, n_evals, kept, tried = record, record.n_evals, "the first start", []
+    for name, start in starts.items():
+        if n_evals >= budget or not record.converged:
+            break
+        run = minimize_theta(fun, start, lower, max_evals=budget - n_evals, **options)
+        n_evals += run.n_evals
+        tried.append(name)
+        if run.fmin < best.fmin:
+            best, kept = run, name
+    if not tried:
+        return record
+    return OptimizerRecord(
+        **{
+            **best.__dict__,
+            "theta_start": record.theta_start,
+            "n_evals": n_evals,
+            "message": f"{best.message}; also started from {' and from '.join(tried)}; "
+            f"kept the run from {kept}",
+        }
     )
 
 
