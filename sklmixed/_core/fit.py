@@ -198,19 +198,23 @@ def _optimize_theta(fun, criterion, start, step, tol, max_evals, check_convergen
     check and refine. Returns the record and the check (None when not asked)."""
     lower, terms = criterion.lower, criterion.terms
     options = dict(xtol_abs=tol, ftol_abs=tol, max_evals=max_evals)
-    lme4_start = lme4_theta_start(terms, criterion.stats.plan.scales)
+    scales = criterion.stats.plan.scales
+    lme4_start = lme4_theta_start(terms, scales)
     record = minimize_theta(fun, start, lower, initial_step=step, **options)
-    starts = {}
+    runs = {}
     if any(term.q > 1 for term in terms):
         # With random slopes the profiled criterion can have two minima in θ, and the
-        # moment start can lie in the other one's basin: lme4 starts at T = I of the
-        # original columns, and so does a second run, with NLopt's default radius.
-        starts["lme4's start"] = lme4_start
-    record = best_of_starts(fun, record, starts, lower, **options)
+        # moment start can lie in the other one's basin. lme4 starts at T = I of the
+        # original columns and searches in their units, where BOBYQA's first steps
+        # (NLopt's default radius) take another path: a second run does as lme4 does.
+        runs["lme4's start, in lme4's units"] = partial(
+            _run_in_lme4_units, fun, terms, scales, lower, options
+        )
+    record = best_of_starts(record, runs, max_evals)
     # A boundary optimum may be a local one: the moment start's small first steps can
     # settle on the wrong face of the bound. BOBYQA restarts from lme4's start (unless
     # it ran already), then from the sign-flipped optimum.
-    restarts = {} if starts else {"lme4's start": lambda theta: lme4_start}
+    restarts = {} if runs else {"lme4's start": lambda theta: lme4_start}
     restarts["the optimum with its zero columns' signs flipped"] = partial(
         _flip_zero_columns, terms=terms
     )
@@ -254,7 +258,7 @@ def _refine(fun, criterion, record, tol, max_evals):
     finish = dict(xtol_abs=min(tol, _LME4_TOL), ftol_abs=ftol)
     check = checked(record)
     stalled = False
-    for _ in range(_MAX_ROUNDS):
+    for round_ in range(_MAX_ROUNDS):
         before = record
         # The Newton step costs one evaluation and finishes θ (hence β) to the
         # digits a tolerance of 1e-8 on the criterion leaves open near a flat optimum.
@@ -264,9 +268,10 @@ def _refine(fun, criterion, record, tol, max_evals):
             break
         if remaining <= 0:
             break
-        if not record.fmin < before.fmin - _FINISH:
-            # The Newton step did not deliver what the check predicts (a coarse search,
-            # or BOBYQA stalled in a flat valley next to a zero variance).
+        if round_ >= 2 or not record.fmin < before.fmin - max(_FINISH, 0.5 * check.predicted_decrease):
+            # The Newton step did not deliver half of what the check predicts, or
+            # Newton steps creep (a coarse search, BOBYQA stalled in a flat valley next
+            # to a zero variance, a curved valley where the quadratic model is poor).
             # Its trust region starts in proportion to θ: where θ is large (random
             # effects that nearly reproduce y) the criterion falls slowly over a long
             # way, and radii of 0.1 with steps of 1e-8 stop on the first stretch.
@@ -325,6 +330,20 @@ def _theta_unscaled(theta_scaled, terms, scales):
         out.append(theta_scaled[start : start + term.n_theta] / scale[term.theta_rows])
         start += term.n_theta
     return np.concatenate(out) if out else np.zeros(0)
+
+
+def _run_in_lme4_units(fun, terms, scales, lower, options, max_evals):
+    """BOBYQA from lme4's start in lme4's units (θ of the original columns), as the
+    record of a run in the criterion's units (unit-RMS columns: ``θ̃ = s θ``)."""
+    scale = np.concatenate([s[t.theta_rows] for t, s in zip(terms, scales)])
+    start = np.concatenate([t.theta_start() for t in terms])
+    run = minimize_theta(
+        lambda theta: fun(scale * theta), start, lower, **{**options, "max_evals": max_evals}
+    )
+    theta = scale * run.theta
+    return replace(
+        run, theta_start=scale * start, theta=theta, on_boundary=np.isfinite(lower) & (theta == lower)
+    )
 
 
 def _flip_zero_columns(theta, terms):

@@ -185,33 +185,29 @@ def minimize_theta(
     )
 
 
-def best_of_starts(fun, record: OptimizerRecord, starts, lower, **options):
-    """Run BOBYQA from other starting points too and keep the lowest optimum.
+def best_of_starts(record: OptimizerRecord, runs, budget):
+    """Run the optimizer from other starting points too and keep the lowest optimum.
 
     Parameters
     ----------
-    fun : callable
-        The criterion.
     record : OptimizerRecord
         The run from the first start.
-    starts : dict of str to ndarray
-        Named starting points, each run within what is left of the budget.
-    lower : ndarray
-        Lower bounds.
-    **options
-        Passed to :func:`minimize_theta` (``max_evals`` is the budget of all runs).
+    runs : dict of str to callable
+        Named runs, each ``run(max_evals) -> OptimizerRecord``, given what is left of
+        the budget.
+    budget : int
+        Evaluations for all runs together.
 
     Returns
     -------
     OptimizerRecord
         The best run, with every run's evaluations counted and named in its message.
     """
-    budget = options.pop("max_evals", 100_000)
     best, n_evals, kept, tried = record, record.n_evals, "the first start", []
-    for name, start in starts.items():
+    for name, run_from in runs.items():
         if n_evals >= budget or not record.converged:
             break
-        run = minimize_theta(fun, start, lower, max_evals=budget - n_evals, **options)
+        run = run_from(budget - n_evals)
         n_evals += run.n_evals
         tried.append(name)
         if run.fmin < best.fmin:
@@ -223,8 +219,8 @@ def best_of_starts(fun, record: OptimizerRecord, starts, lower, **options):
             **best.__dict__,
             "theta_start": record.theta_start,
             "n_evals": n_evals,
-            "message": f"{best.message}; also started from {' and from '.join(tried)}; "
-            f"kept the run from {kept}",
+            "message": f"{record.message}; also started from {' and from '.join(tried)}; "
+            f"kept the run from {kept}" + ("" if best is record else f" ({best.message})"),
         }
     )
 
@@ -270,8 +266,9 @@ def restart_on_boundary(fun, record: OptimizerRecord, restarts, lower, **options
             **best.__dict__,
             "theta_start": record.theta_start,
             "n_evals": n_evals,
-            "message": f"{best.message}; boundary optimum, restarted from "
-            f"{' and from '.join(tried)}; kept the run from {kept}",
+            "message": f"{record.message}; boundary optimum, restarted from "
+            f"{' and from '.join(tried)}; kept the run from {kept}"
+            + ("" if best is record else f" ({best.message})"),
         }
     )
 
