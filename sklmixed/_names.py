@@ -15,6 +15,8 @@ __all__ = [
     "is_name_part",
     "is_name_start",
     "r_interaction",
+    "r_make_names",
+    "r_make_unique",
     "r_name",
     "term_names",
 ]
@@ -68,18 +70,58 @@ def r_interaction(names) -> str:
     return ":".join(r_name(n) for n in names)
 
 
+def r_make_names(name: str) -> str:
+    """R's ``make.names(name)``: every character that cannot be part of a name becomes
+    ``.``, an ``X`` goes before a name that cannot start one, a ``.`` after a reserved word.
+
+    Examples
+    --------
+    >>> r_make_names("g:h"), r_make_names("1g"), r_make_names("if")
+    ('g.h', 'X1g', 'if.')
+    """
+    out = "".join(c if is_name_part(c) else "." for c in name)
+    if not out or not is_name_start(out[0]) or (out[0] == "." and out[1:2].isdigit()):
+        out = "X" + out
+    return out + "." if out in _WORDS else out
+
+
+def r_make_unique(names) -> list:
+    """R's ``make.unique(names)``: the second and later copies of a name get ``.1``,
+    ``.2``, ..., the first number that makes a name not yet taken."""
+    taken = set(names)
+    seen, counters, out = set(), {}, []
+    for name in names:
+        if name not in seen:
+            seen.add(name)
+            out.append(name)
+            continue
+        k = counters.get(name, 1)
+        while f"{name}.{k}" in taken:
+            k += 1
+        counters[name] = k + 1
+        taken.add(f"{name}.{k}")
+        out.append(f"{name}.{k}")
+    return out
+
+
 def term_names(factor_names) -> list:
-    """lme4's names of random-effect terms in order: a repeated factor gets ``.1``, ``.2``.
+    """lme4's names of random-effect terms in order (``VarCorr``'s names).
+
+    Where a factor has several terms, lme4 passes every name through R's
+    ``make.names(unique = TRUE)``: a repeated factor gets ``.1``, ``.2``, and an
+    interaction ``g:h`` is written ``g.h``; where none repeats, the names are the
+    factors'.
 
     Examples
     --------
     >>> term_names(["school", "school", "schgend"])
     ['school', 'school.1', 'schgend']
+    >>> term_names(["g:h", "g:h", "g"])
+    ['g.h', 'g.h.1', 'g']
+    >>> term_names(["g:h", "g"])
+    ['g:h', 'g']
     """
-    seen: dict = {}
-    out = []
-    for name in factor_names:
-        k = seen.get(name, 0)
-        seen[name] = k + 1
-        out.append(name if k == 0 else f"{name}.{k}")
-    return out
+    names = list(factor_names)
+    if len(set(names)) == len(names):
+        return names
+    return r_make_unique([r_make_names(name) for name in names])

@@ -19,6 +19,7 @@ import scipy.optimize
 __all__ = [
     "OptimizerRecord",
     "minimize_theta",
+    "best_of_starts",
     "restart_on_boundary",
     "continue_search",
     "polish",
@@ -184,6 +185,46 @@ def minimize_theta(
     )
 
 
+def best_of_starts(record: OptimizerRecord, runs, budget):
+    """Run the optimizer from other starting points too and keep the lowest optimum.
+
+    Parameters
+    ----------
+    record : OptimizerRecord
+        The run from the first start.
+    runs : dict of str to callable
+        Named runs, each ``run(max_evals) -> OptimizerRecord``, given what is left of
+        the budget.
+    budget : int
+        Evaluations for all runs together.
+
+    Returns
+    -------
+    OptimizerRecord
+        The best run, with every run's evaluations counted and named in its message.
+    """
+    best, n_evals, kept, tried = record, record.n_evals, "the first start", []
+    for name, run_from in runs.items():
+        if n_evals >= budget or not record.converged:
+            break
+        run = run_from(budget - n_evals)
+        n_evals += run.n_evals
+        tried.append(name)
+        if run.fmin < best.fmin:
+            best, kept = run, name
+    if not tried:
+        return record
+    return OptimizerRecord(
+        **{
+            **best.__dict__,
+            "theta_start": record.theta_start,
+            "n_evals": n_evals,
+            "message": f"{record.message}; also started from {' and from '.join(tried)}; "
+            f"kept the run from {kept}" + ("" if best is record else f" ({best.message})"),
+        }
+    )
+
+
 def restart_on_boundary(fun, record: OptimizerRecord, restarts, lower, **options):
     """Run BOBYQA again from other points when the optimum lies on the boundary.
 
@@ -225,8 +266,9 @@ def restart_on_boundary(fun, record: OptimizerRecord, restarts, lower, **options
             **best.__dict__,
             "theta_start": record.theta_start,
             "n_evals": n_evals,
-            "message": f"{best.message}; boundary optimum, restarted from "
-            f"{' and from '.join(tried)}; kept the run from {kept}",
+            "message": f"{record.message}; boundary optimum, restarted from "
+            f"{' and from '.join(tried)}; kept the run from {kept}"
+            + ("" if best is record else f" ({best.message})"),
         }
     )
 

@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["TermLayout", "layouts_of", "moment_theta_start", "slopes_start", "split_theta"]
+__all__ = [
+    "TermLayout",
+    "layouts_of",
+    "lme4_theta_start",
+    "moment_theta_start",
+    "slopes_start",
+    "split_theta",
+]
 
 
 @dataclass(frozen=True)
@@ -90,6 +97,28 @@ def split_theta(theta, terms):
         T.append(term.factor(theta[start : start + term.n_theta]))
         start += term.n_theta
     return T
+
+
+def lme4_theta_start(terms, scales) -> np.ndarray:
+    """lme4's starting θ, ``T = I`` for the original columns, on the scale θ is
+    optimized on (columns divided by their root mean square ``s``: ``T̃ = diag(s) T``).
+
+    Parameters
+    ----------
+    terms : sequence of TermLayout
+    scales : sequence of ndarray
+        Each factor's column scales (the statistics' plan).
+
+    Returns
+    -------
+    ndarray
+        Concatenated θ of the terms.
+    """
+    out = [
+        np.where(term.theta_on_diagonal, np.asarray(scale, float)[term.theta_rows], 0.0)
+        for term, scale in zip(terms, scales)
+    ]
+    return np.concatenate(out) if out else np.zeros(0)
 
 
 def moment_theta_start(stats, terms) -> np.ndarray:

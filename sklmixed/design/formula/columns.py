@@ -266,11 +266,24 @@ def group_values(data, name, fitting):
         return values.astype(np.int64)
     if kind in ("floating", "mixed-integer-float"):
         return values.astype(np.float64)
-    if kind == "mixed-integer":
+    if kind in ("mixed-integer", "mixed"):
         read = _read_object(name, values)
         if isinstance(read, MixedColumn):
+            # R's factor() of the column as text: 1 and "1" are one level. Text that
+            # is not a number as R prints one ("n/a") is a stray value, refused.
+            text = read.as_text()
+            if all(_prints_as_number(text[i]) for i in read.stray_rows):
+                return text
             raise read.error()
     return values
+
+
+def _prints_as_number(text):
+    """Whether ``text`` is a number as R prints it (``"1"``, ``"2.5"``, not ``"1.0"``)."""
+    try:
+        return format_level(float(text)) == text
+    except ValueError:
+        return False
 
 
 def group_labels(values_by_name, group):
