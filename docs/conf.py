@@ -58,6 +58,8 @@ PUBLIC_MODULES = {
     "sklmixed.plotting": "Plotting",
     "sklmixed.exceptions": "Warnings",
     "sklmixed.result": "Results",
+    "sklmixed.result_glmm": "GLMM results",
+    "sklmixed.inference": "Inference",
     "sklmixed.report": "Summaries",
 }
 

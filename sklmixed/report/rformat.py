@@ -342,7 +342,8 @@ def format_pval(pv, digits):
     if rest.size:
         values = pv[rest]
         expo = np.floor(np.log10(np.where(values > 0, values, 1e-50)))
-        fixp = (expo >= -3) | (values == 0)
+        # R 4.2 prints 1e-4 <= p < 1e-3 in fixed notation too when digits > 1.
+        fixp = (expo >= -3) | ((expo == -4) & (digits > 1)) | (values == 0)
         for mask in (fixp, ~fixp):
             if mask.any():
                 for i, text in zip(rest[mask], format_real(values[mask], digits)):

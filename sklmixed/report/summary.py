@@ -360,7 +360,7 @@ class Summary:
         cs = np.array(format_real(r_round(coef_se, places).ravel(order="F"), _DIGITS))
         cs = cs.reshape(coef_se.shape, order="F")
         dig_tst = max(1, min(5, _DIGITS - 1))
-        tst = format_real(r_round(table.iloc[:, 2].to_numpy(), dig_tst), _DIGITS)  # t or z
+        tst = format_real(r_round(table[statistic].to_numpy(), dig_tst), _DIGITS)
         # An estimate shown as zero that is not zero gets fewer digits of its own.
         shown_zero = [
             (i, j)
