@@ -26,7 +26,7 @@ from .agq import check_agq, saturated_constant
 from .check import ConvergenceCheck, check_optimum
 from .fit import _theta_unscaled, single_threaded_blas
 from .laplace import StageOneObjective, StageTwoObjective
-from .optimize import OptimizerRecord, minimize_theta, polish
+from .optimize import OptimizerRecord, continue_search, minimize_theta, polish
 from .pirls import GLMMProblem, PIRLSState, laplace_deviance
 from .solution import _conditional_covariances
 
@@ -180,8 +180,7 @@ def fit_glmm(
             steps = np.concatenate([np.full(lower.size, _THETA_STEP), np.full(p, _DELTA_STEP)])
             record = minimize_theta(two, x0, two.lower, initial_step=steps, **options)
             if check_convergence:
-                check = _fixed_anchor_check(two, two.state(record.theta), record, two.lower)
-                record = polish(two, record, check, two.lower)
+                record, check = _checked(two, record, two.lower, steps, tol, max_evals)
             record = _snap_to_boundary(two, record, two.lower)
             x = record.theta
             state = two.state(x)
@@ -221,6 +220,40 @@ def fit_glmm(
         n_evals=n_evals,
         pirls_failures=failures,
     )
+
+
+# Rounds of repair when the check doubts the optimum: a Newton step, else BOBYQA
+# again from there at lme4's tolerances with a fresh (smaller) trust region.
+_REPAIRS = 2
+_LME4_TOL = 1e-8
+
+
+def _checked(objective, record, lower, steps, tol, max_evals):
+    """Check the optimum; where in doubt, polish or search on, and check again.
+
+    Returns the final record and the check of its point (what the standard errors
+    and ``converged`` are read from), so that nothing reported rests on a check of
+    another point.
+    """
+    check = _fixed_anchor_check(objective, objective.state(record.theta), record, lower)
+    for _ in range(_REPAIRS):
+        if check.ok:
+            break
+        polished = polish(objective, record, check, lower)
+        if polished.fmin < record.fmin:
+            record = polished
+        else:
+            record = continue_search(
+                objective, record, lower, reason="optimum in doubt, searched on",
+                initial_step=0.1 * steps, xtol_abs=min(tol, _LME4_TOL),
+                ftol_abs=min(tol, _LME4_TOL), max_evals=max_evals,
+            )  # fmt: skip
+        check = _fixed_anchor_check(objective, objective.state(record.theta), record, lower)
+    if check.ok:
+        # The check has paid for the Newton step: take it when it lowers the deviance
+        # (a step within the check's predicted decrease, below its tolerance).
+        record = polish(objective, record, check, lower)
+    return record, check
 
 
 # θ entries within this of their bound are tried on it (lme4's check.boundary).
