@@ -162,8 +162,9 @@ class Family:
         """R's ``mustart``: where PIRLS starts before any coefficient is known."""
         raise NotImplementedError
 
-    def working(self, y, eta, w):
-        """PIRLS's working weights and working residual at ``η`` (offset included).
+    def working(self, y, eta, w, mu=None):
+        """PIRLS's working weights and working residual at ``η`` (offset included;
+        ``mu``, when given, is ``g⁻¹(η)`` already computed).
 
         Returns
         -------
@@ -173,7 +174,8 @@ class Family:
         resid : ndarray
             ``(y − μ) / (dμ/dη)``, added to ``η`` for the working response.
         """
-        mu = self.link.inverse(eta)
+        if mu is None:
+            mu = self.link.inverse(eta)
         d = self.link.mu_eta(eta)
         return mu, w * d * d / self.variance(mu), (y - mu) / d
 

@@ -111,6 +111,12 @@ def make_problem(arrays, family: Family) -> GLMMProblem:
     -------
     GLMMProblem
     """
+    if not arrays.factors:
+        raise ValueError(
+            "A generalized linear mixed model needs a random-effects term such as "
+            "(1 | g); without one it is a GLM (scikit-learn's LogisticRegression or "
+            "PoissonRegressor)."
+        )
     n, p = arrays.X.shape
     prior = np.ones(n) if arrays.weights is None else np.asarray(arrays.weights, float)
     if arrays.frequency is not None:
@@ -194,10 +200,11 @@ def linear_predictor_of(problem: GLMMProblem, beta, modes) -> np.ndarray:
     return eta
 
 
-def _working_factor(problem, theta, eta):
-    """Working weights and response at η, reduced and factored at θ."""
+def _working_factor(problem, theta, eta, mu=None):
+    """Working weights and response at η (``mu`` its means, when known), reduced and
+    factored at θ."""
     y = problem.arrays.y
-    mu, weights, resid = problem.family.working(y, eta, problem.prior)
+    mu, weights, resid = problem.family.working(y, eta, problem.prior, mu)
     z = eta - problem.offset + resid
     cp = problem.layout.cross_products(weights, z)
     return mu, cp, factorize(cp, problem.terms, theta)
@@ -256,7 +263,7 @@ def pirls(problem: GLMMProblem, theta, beta, u=None, *, update_beta=False, eta=N
     n_iter = 0
     for n_iter in range(1, _MAX_ITER + 1):
         try:
-            _, cp, factor = _working_factor(problem, theta, eta)
+            _, cp, factor = _working_factor(problem, theta, eta, mu)
             if update_beta and p:
                 beta_new = fixed_effects_from_factor(factor, cp.n_obs, p, False)[0]
             else:
@@ -288,7 +295,7 @@ def pirls(problem: GLMMProblem, theta, beta, u=None, *, update_beta=False, eta=N
             converged = True
             break
     try:
-        mu, cp, factor = _working_factor(problem, theta, eta)
+        mu, cp, factor = _working_factor(problem, theta, eta, mu)
     except np.linalg.LinAlgError as exc:
         raise PIRLSFailure(str(exc)) from None
     return PIRLSState(theta, beta, u, eta, mu, factor, cp, sq, dev, n_iter, converged)
