@@ -128,3 +128,16 @@ def test_read_response_kinds():
     np.testing.assert_allclose(r.weights, [4.0, 2.0])
     with pytest.raises(ValueError, match="X has 4 rows but the response .c. has 3"):
         read_response("poisson", np.arange(3.0), 4, "c")
+
+
+def test_no_random_effects_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"needs a random-effects term such as \(1 \| g\)"):
+        glmer("y ~ x", _binary_frame())
+
+
+def test_missing_response_rows_are_omitted_and_counted():
+    df = _binary_frame().astype({"y": float})
+    df.loc[[3, 7], "y"] = np.nan
+    fit = glmer("y ~ x + (1 | g)", df)
+    assert fit.na_dropped_.tolist() == [3, 7]
+    assert "(2 observations deleted due to missingness)" in str(fit.summary())

@@ -77,9 +77,11 @@ class WorkingLayout:
         self._a22_keys, self._a22_index = np.unique(key.ravel(), return_inverse=True)
         self._a22_coef = (v2[:, ia] * v2[:, ib]).ravel()
         self._a22_rows = np.repeat(np.arange(n), k2 * k2)
-        a22_r, a22_c = self._a22_keys // Q2, self._a22_keys % Q2
+        # Sorted keys r · Q2 + c are CSR order: the pattern is fixed once.
+        a22_r = self._a22_keys // Q2
+        self._a22_indices = (self._a22_keys % Q2).astype(np.int32)
+        self._a22_indptr = np.searchsorted(a22_r, np.arange(Q2 + 1)).astype(np.int32)
         self._a22_shape = (Q2, Q2)
-        self._a22_pattern = (a22_r, a22_c)
         # Z₂ᵀZ₁ in blocks of width q1: block (row r of block 2, level s of factor 1).
         key = c2.astype(np.int64) * m1 + first_codes[:, None]  # (n, k2)
         keys, index = np.unique(key.ravel(), return_inverse=True)
@@ -126,7 +128,9 @@ class WorkingLayout:
                 self._a22_index, self._a22_coef * weights[self._a22_rows],
                 minlength=self._a22_keys.size,
             )  # fmt: skip
-            A22 = sp.csr_array((vals, self._a22_pattern), shape=self._a22_shape)
+            A22 = sp.csr_array(
+                (vals, self._a22_indices, self._a22_indptr), shape=self._a22_shape
+            )
             A21 = np.bincount(
                 self._a21_index, self._a21_coef * weights[self._a21_rows],
                 minlength=self._a21_blocks * q1,
