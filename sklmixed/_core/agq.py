@@ -61,7 +61,8 @@ def agq_deviance(problem, state, n_agq) -> float:
     t = float(state.factor.T[0][0, 0])
     u = state.u[0][:, 0]
     sd = 1.0 / state.factor.L11_entries[0, 0]
-    devc0 = u * u + np.bincount(codes, family.deviance_residuals(y, state.mu, w), minlength=m)
+    saturated = np.bincount(codes, problem.saturated, minlength=m)  # per level
+    devc0 = u * u + np.bincount(codes, family.kernel(y, state.mu, w), minlength=m) - saturated
     nodes, weights = hermegauss(n_agq)
     weights = weights / np.sqrt(2.0 * np.pi)  # a rule for the standard normal density
     mult = np.zeros(m)
@@ -72,12 +73,11 @@ def agq_deviance(problem, state, n_agq) -> float:
             continue
         uk = u + z * sd
         mu = family.link.inverse(state.eta + z * row_shift)
-        devc = uk * uk + np.bincount(codes, family.deviance_residuals(y, mu, w), minlength=m)
+        devc = uk * uk + np.bincount(codes, family.kernel(y, mu, w), minlength=m) - saturated
         mult += wk * np.exp(0.5 * z * z - 0.5 * (devc - devc0))
     return float(devc0.sum() + state.factor.logdet_L - 2.0 * np.log(mult).sum())
 
 
 def saturated_constant(problem) -> float:
     """``Σ −2 log p(yᵢ | μᵢ = yᵢ)``: what lme4's AGQ deviance leaves out."""
-    y = problem.arrays.y
-    return float(problem.family.minus_twice_loglik(y, y, problem.prior).sum())
+    return float(problem.saturated.sum()) + problem.loglik_constant

@@ -195,6 +195,11 @@ def _factor_levels_2x2(T, A, W):
     return L, C
 
 
+# Up to this many entries of the dense Q₂ × Q₁ matrix G, block 2 without a map is
+# formed densely (8 MB).
+_DENSE_FILL_ENTRIES = 1_000_000
+
+
 def _second_block_matrix(cp: CrossProducts, block_terms, T, G, B1):
     """``S₂₂ = Λ₂ᵀ (A₂₂ − G Gᵀ) Λ₂ + I``, column-major; only its lower triangle is set.
 
@@ -211,6 +216,12 @@ def _second_block_matrix(cp: CrossProducts, block_terms, T, G, B1):
         # A₂₂ − G Gᵀ, lower triangle only: fill the upper one, then Λ₂ densely.
         M = S + S.T
         M[np.diag_indices(Q2)] = S[np.diag_indices(Q2)]
+    elif Q2 * G.shape[1] <= _DENSE_FILL_ENTRIES:
+        # No map (PIRLS's statistics change with every step): for a small block 2
+        # a dense G Gᵀ costs less than a sparse product and its conversion.
+        Gd = G.toarray()
+        M = cp.A22.toarray()
+        M -= Gd @ Gd.T
     else:
         M = (cp.A22 - G @ G.T).toarray()
     S = apply_lambda_t(apply_lambda_t(M, block_terms, T[1:]).T, block_terms, T[1:])

@@ -134,20 +134,37 @@ class Family:
         """The variance function ``V(μ)``."""
         raise NotImplementedError
 
+    @property
+    def canonical(self) -> bool:
+        """Whether the link is the family's canonical one (Fisher scoring is Newton's
+        method then)."""
+        return self.link.name == FAMILY_LINKS[self.name][0]
+
+    def kernel(self, y, mu, w):
+        """The part of ``−2 log p(yᵢ | μᵢ)`` that depends on ``μ`` (per row): the
+        deviance residual and the log-likelihood differ from it by constants of the
+        data, so PIRLS and the optimizer evaluate only this."""
+        raise NotImplementedError
+
+    def constant(self, y, w):
+        """``−2 log p(yᵢ | μᵢ) − kernel``: the normalizing constant (per row)."""
+        raise NotImplementedError
+
     def deviance_residuals(self, y, mu, w):
         """Squared deviance residuals ``dᵢ`` (R's ``dev.resids``), prior weights included."""
-        raise NotImplementedError
+        return self.kernel(y, mu, w) - self.kernel(y, y, w)
 
     def minus_twice_loglik(self, y, mu, w):
         """``−2 log p(yᵢ | μᵢ)`` per row (R's ``aic()`` before summing)."""
-        raise NotImplementedError
+        return self.kernel(y, mu, w) + self.constant(y, w)
 
     def start_mu(self, y, w):
         """R's ``mustart``: where PIRLS starts before any coefficient is known."""
         raise NotImplementedError
 
-    def working(self, y, eta, w):
-        """PIRLS's working weights and working residual at ``η`` (offset included).
+    def working(self, y, eta, w, mu=None):
+        """PIRLS's working weights and working residual at ``η`` (offset included;
+        ``mu``, when given, is ``g⁻¹(η)`` already computed).
 
         Returns
         -------
@@ -157,7 +174,8 @@ class Family:
         resid : ndarray
             ``(y − μ) / (dμ/dη)``, added to ``η`` for the working response.
         """
-        mu = self.link.inverse(eta)
+        if mu is None:
+            mu = self.link.inverse(eta)
         d = self.link.mu_eta(eta)
         return mu, w * d * d / self.variance(mu), (y - mu) / d
 
@@ -171,18 +189,15 @@ class _Binomial(Family):
     def variance(self, mu):
         return np.maximum(mu * (1.0 - mu), _EPS * _EPS)
 
-    def deviance_residuals(self, y, mu, w):
-        return 2.0 * w * (
-            special.xlogy(y, y) - special.xlogy(y, mu)
-            + special.xlogy(1.0 - y, 1.0 - y) - special.xlog1py(1.0 - y, -mu)
-        )  # fmt: skip
+    def kernel(self, y, mu, w):
+        return -2.0 * w * (special.xlogy(y, mu) + special.xlog1py(1.0 - y, -mu))
 
-    def minus_twice_loglik(self, y, mu, w):
+    def constant(self, y, w):
         # R's binomial aic: the trials are the prior weights, successes rounded.
-        m = np.round(w)
-        k = np.round(w * y)
-        log_choose = special.gammaln(m + 1.0) - special.gammaln(k + 1.0) - special.gammaln(m - k + 1.0)
-        return -2.0 * (log_choose + special.xlogy(k, mu) + special.xlog1py(m - k, -mu))
+        m, k = np.round(w), np.round(w * y)
+        return -2.0 * (
+            special.gammaln(m + 1.0) - special.gammaln(k + 1.0) - special.gammaln(m - k + 1.0)
+        )
 
     def start_mu(self, y, w):
         return (w * y + 0.5) / (w + 1.0)
@@ -194,11 +209,11 @@ class _Poisson(Family):
     def variance(self, mu):
         return mu
 
-    def deviance_residuals(self, y, mu, w):
-        return 2.0 * w * (special.xlogy(y, y) - special.xlogy(y, mu) - (y - mu))
+    def kernel(self, y, mu, w):
+        return 2.0 * w * (mu - special.xlogy(y, mu))
 
-    def minus_twice_loglik(self, y, mu, w):
-        return -2.0 * w * (special.xlogy(y, mu) - mu - special.gammaln(y + 1.0))
+    def constant(self, y, w):
+        return 2.0 * w * special.gammaln(y + 1.0)
 
     def start_mu(self, y, w):
         return y + 0.1

@@ -6,9 +6,11 @@ generalized linear mixed model minimize the penalized deviance
 is a weighted linear mixed model: with working weights ``Wᵢ = wᵢ (dμ/dη)² / V(μ)`` and
 working response ``zᵢ = ηᵢ − offsetᵢ + (yᵢ − μᵢ)/(dμ/dη)``, the new ``u`` (and β) solve
 ``(ΛᵀZᵀWZΛ + I) u = ΛᵀZᵀW(z − Xβ)``: the very system the LMM factors. So a step is
-:func:`~sklmixed.stats.partial_stats` of ``[Z X z]`` with weights ``W`` (one pass over
-the rows, batched per level), :func:`~sklmixed._core.factor.factorize` at θ, and a
-back-substitution: no n × n matrix, no loop over rows or levels. Steps are halved
+the weighted cross-products of ``[Z X z]`` in the LMM's blocks (one pass over the
+rows, batched per level: :class:`~sklmixed._core.working.WorkingLayout`, the
+statistics of :func:`~sklmixed.stats.partial_stats` with their sparse patterns built
+once), :func:`~sklmixed._core.factor.factorize` at θ, and a back-substitution: no
+n × n matrix, no loop over rows or levels. Steps are halved
 until the penalized deviance falls, as lme4's ``pwrssUpdate`` does.
 
 Random-effect columns are those of the statistics' plan (unit root mean square), so
@@ -21,19 +23,20 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..stats import partial_stats
-from ..stats.plan import block_order, column_scales, ReductionPlan
+from ..stats.plan import ReductionPlan, block_order, column_scales
 from .factor import BlockedFactor, factorize
 from .families import Family
 from .solution import fixed_effects_from_factor, spherical_modes
 from .terms import TermLayout, split_theta
+from .working import WorkingLayout
 
 __all__ = ["GLMMProblem", "PIRLSState", "make_problem", "pirls", "linear_predictor_of"]
 
-# PIRLS stops when no linear predictor moves by more than this in a step (η is on the
-# link scale, O(1)); the step before has then put u within its square of the mode
-# (Newton's quadratic convergence), far below what the Laplace deviance resolves.
-_ETA_TOL = 1e-9
+# PIRLS stops after a step that moves no linear predictor by more than this (η is on
+# the link scale, O(1)). With a canonical link (logit, log) Fisher scoring is Newton's
+# method, so such a step leaves u within about its square of the mode, ~1e-12; other
+# links converge linearly and take the stricter bound.
+_ETA_TOL = {True: 1e-6, False: 1e-9}
 # ... or when the penalized deviance changes by less than this fraction of itself.
 _PDEV_TOL = 1e-13
 _MAX_ITER = 40
@@ -63,6 +66,12 @@ class GLMMProblem:
         Each factor's share of θ, in block order.
     columns, codes : tuple of ndarray
         Each factor's scaled random-effect columns and level codes, in block order.
+    layout : WorkingLayout
+        The sparse patterns of the working system's cross-products.
+    saturated : ndarray of shape (n,)
+        The family's kernel at ``μ = y`` (deviance residuals are the kernel less it).
+    loglik_constant : float
+        ``Σ`` of the family's constants (−2 log-likelihood is the kernel's sum plus it).
     """
 
     arrays: object
@@ -73,6 +82,9 @@ class GLMMProblem:
     terms: tuple
     columns: tuple
     codes: tuple
+    layout: WorkingLayout
+    saturated: np.ndarray
+    loglik_constant: float
 
     @property
     def n_fixed(self) -> int:
@@ -99,6 +111,12 @@ def make_problem(arrays, family: Family) -> GLMMProblem:
     -------
     GLMMProblem
     """
+    if not arrays.factors:
+        raise ValueError(
+            "A generalized linear mixed model needs a random-effects term such as "
+            "(1 | g); without one it is a GLM (scikit-learn's LogisticRegression or "
+            "PoissonRegressor)."
+        )
     n, p = arrays.X.shape
     prior = np.ones(n) if arrays.weights is None else np.asarray(arrays.weights, float)
     if arrays.frequency is not None:
@@ -110,6 +128,7 @@ def make_problem(arrays, family: Family) -> GLMMProblem:
     layout = ReductionPlan(order, scales, np.zeros(p), False)
     terms = tuple(TermLayout(f.n_levels, f.q, f.blocks) for f in factors)
     columns = tuple(np.ascontiguousarray(f.columns / s) for f, s in zip(factors, scales))
+    codes = tuple(f.codes for f in factors)
     return GLMMProblem(
         arrays=arrays.replace(frequency=None),
         family=family,
@@ -118,7 +137,10 @@ def make_problem(arrays, family: Family) -> GLMMProblem:
         plan=layout,
         terms=terms,
         columns=columns,
-        codes=tuple(f.codes for f in factors),
+        codes=codes,
+        layout=WorkingLayout(arrays.X, columns, codes, [f.n_levels for f in factors]),
+        saturated=family.kernel(arrays.y, arrays.y, prior),
+        loglik_constant=float(family.constant(arrays.y, prior).sum()),
     )
 
 
@@ -178,18 +200,20 @@ def linear_predictor_of(problem: GLMMProblem, beta, modes) -> np.ndarray:
     return eta
 
 
-def _working_factor(problem, theta, eta):
-    """Working weights and response at η, reduced and factored at θ."""
+def _working_factor(problem, theta, eta, mu=None):
+    """Working weights and response at η (``mu`` its means, when known), reduced and
+    factored at θ."""
     y = problem.arrays.y
-    mu, weights, resid = problem.family.working(y, eta, problem.prior)
+    mu, weights, resid = problem.family.working(y, eta, problem.prior, mu)
     z = eta - problem.offset + resid
-    cp = partial_stats(problem.arrays, problem.plan, z, weights, None).finalize()
+    cp = problem.layout.cross_products(weights, z)
     return mu, cp, factorize(cp, problem.terms, theta)
 
 
 def _penalized(problem, eta, u):
     mu = problem.family.link.inverse(eta)
-    dev = float(problem.family.deviance_residuals(problem.arrays.y, mu, problem.prior).sum())
+    kernel = problem.family.kernel(problem.arrays.y, mu, problem.prior)
+    dev = float(kernel.sum() - problem.saturated.sum())
     sq = float(sum(np.einsum("ij,ij->", v, v) for v in u))
     return mu, dev, sq
 
@@ -234,11 +258,12 @@ def pirls(problem: GLMMProblem, theta, beta, u=None, *, update_beta=False, eta=N
         eta = linear_predictor_of(problem, beta, [v @ Tj.T for v, Tj in zip(u, T)])
     mu, dev, sq = _penalized(problem, eta, u)
     pdev = dev + sq
+    eta_tol = _ETA_TOL[problem.family.canonical]
     converged = False
     n_iter = 0
     for n_iter in range(1, _MAX_ITER + 1):
         try:
-            _, cp, factor = _working_factor(problem, theta, eta)
+            _, cp, factor = _working_factor(problem, theta, eta, mu)
             if update_beta and p:
                 beta_new = fixed_effects_from_factor(factor, cp.n_obs, p, False)[0]
             else:
@@ -266,11 +291,11 @@ def pirls(problem: GLMMProblem, theta, beta, u=None, *, update_beta=False, eta=N
         pdev = dev + sq
         if not np.isfinite(pdev):
             raise PIRLSFailure("the penalized deviance is not finite")
-        if moved < _ETA_TOL or abs(change) <= _PDEV_TOL * max(pdev, 1.0):
+        if moved < eta_tol or abs(change) <= _PDEV_TOL * max(pdev, 1.0):
             converged = True
             break
     try:
-        mu, cp, factor = _working_factor(problem, theta, eta)
+        mu, cp, factor = _working_factor(problem, theta, eta, mu)
     except np.linalg.LinAlgError as exc:
         raise PIRLSFailure(str(exc)) from None
     return PIRLSState(theta, beta, u, eta, mu, factor, cp, sq, dev, n_iter, converged)
@@ -279,8 +304,8 @@ def pirls(problem: GLMMProblem, theta, beta, u=None, *, update_beta=False, eta=N
 def laplace_deviance(problem: GLMMProblem, state: PIRLSState) -> float:
     """lme4's Laplace approximation to −2 log-likelihood at a PIRLS fixed point:
     ``log|L|² + |u|² − 2 Σ log p(yᵢ | μᵢ)``."""
-    y = problem.arrays.y
-    aic = float(problem.family.minus_twice_loglik(y, state.mu, problem.prior).sum())
+    # −2 Σ log p(y | μ): the deviance plus the saturated kernel plus the constants.
+    aic = state.deviance + float(problem.saturated.sum()) + problem.loglik_constant
     return state.factor.logdet_L + state.sum_sq_u + aic
 
 

@@ -240,9 +240,9 @@ def _poisson(values, name, weights):
 
 
 # Separation is looked for on at most this many distinct rows of [X, outcome]: a
-# linear program over them (factor designs have few; beyond, the fit's own
-# diagnostics remain).
-_MAX_SEPARATION_ROWS = 20_000
+# linear program over them (factor designs have few). Beyond, the fit says so when
+# fitted probabilities are numerically 0 or 1 (R's glm warning).
+_MAX_SEPARATION_ROWS = 2_000
 
 
 def warn_degenerate(arrays, family):

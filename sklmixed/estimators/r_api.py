@@ -146,9 +146,18 @@ def glmer(
 
     Examples
     --------
-    >>> import pandas as pd
+    >>> import warnings
     >>> from sklmixed import glmer
-    >>> from sklmixed.datasets import load_cbpp  # doctest: +SKIP
+    >>> from sklmixed.datasets import load_exam
+    >>> exam = load_exam().frame
+    >>> exam = exam.assign(passed=exam.normexam > 0)
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")  # one school has no pass: said, and fitted
+    ...     fit = glmer("passed ~ standLRT + (1 | school)", data=exam)
+    >>> fit.fixed_effects_.round(2).to_dict()
+    {'(Intercept)': 0.08, 'standLRT': 1.34}
+    >>> round(fit.log_likelihood_, 1)
+    -2185.6
     """
     if not isinstance(formula, str) or "~" not in formula:
         raise ValueError(f"glmer needs a formula with a response, 'y ~ ...'; got {formula!r}.")
@@ -232,6 +241,22 @@ class GlmerFit:
         warn_about_glmm(result)
         return self
 
+    def summary(self, data_name=None):
+        """lme4's ``summary()`` of the fit: prints like R, tables as DataFrames.
+
+        Parameters
+        ----------
+        data_name : str, default=None
+            Printed as lme4's ``Data:`` line when given.
+
+        Returns
+        -------
+        GLMMSummary
+        """
+        from ..report.summary_glmm import GLMMSummary
+
+        return GLMMSummary(self.result_, data_name=data_name)
+
 
 def set_glmm_attributes(model, result):
     """A GLMM result's numbers as plain fitted attributes (the estimators' names)."""
@@ -259,6 +284,11 @@ def set_glmm_attributes(model, result):
     model.na_dropped_ = result.na_dropped
 
 
+# Fitted probabilities this close to 0 or 1 (|η| > 23 on the logit scale) only arise
+# along a direction where the likelihood keeps rising.
+_EDGE = 1e-10
+
+
 def warn_about_glmm(result):
     """A singular fit and a doubtful optimum, said as the LMM's are."""
     from .. import exceptions
@@ -272,6 +302,16 @@ def warn_about_glmm(result):
             "may be too rich for the data.",
             SingularFitWarning,
         )
+    if result.family == "binomial":
+        # R's glm says so too; a separating direction the linear program of
+        # design.response.warn_degenerate did not look for (large data) shows here.
+        edge = (result.fitted < _EDGE) | (result.fitted > 1.0 - _EDGE)
+        if edge.any():
+            exceptions.warn(
+                f"fitted probabilities numerically 0 or 1 occurred ({int(edge.sum())} rows): "
+                "the fixed or random effects separate some outcomes; estimates along that "
+                "direction are where the optimizer stopped."
+            )
     fit = result.fit
     if not result.converged:
         reasons = []

@@ -313,7 +313,7 @@ class Summary:
         cs = np.array(format_real(r_round(coef_se, places).ravel(order="F"), _DIGITS))
         cs = cs.reshape(coef_se.shape, order="F")
         dig_tst = max(1, min(5, _DIGITS - 1))
-        tst = format_real(r_round(table["t value"].to_numpy(), dig_tst), _DIGITS)
+        tst = format_real(r_round(table.iloc[:, 2].to_numpy(), dig_tst), _DIGITS)  # t or z
         # An estimate shown as zero that is not zero gets fewer digits of its own.
         shown_zero = [
             (i, j)
@@ -326,7 +326,11 @@ class Summary:
             for (i, j), s in zip(shown_zero, fixes):
                 cs[i, j] = s
         rows = [[cs[i, 0], cs[i, 1], tst[i]] for i in range(len(table))]
-        return list(table.index), list(table.columns), rows
+        return list(table.index), list(table.columns[:3]), rows
+
+    def _fixed_effects_legend(self):
+        """Lines under the fixed-effects table (none for lmer's)."""
+        return []
 
     def _correlation_cells(self):
         """Row names, column names and rows of lme4's correlation of fixed effects."""
@@ -364,6 +368,7 @@ class Summary:
             lines += ["", "Fixed effects:"]
             row_names, col_names, rows = self._fixed_effects_cells()
             lines += print_matrix(rows, row_names, col_names, right=True)
+            lines += self._fixed_effects_legend()
             if 1 < p <= _COR_MAX:
                 lines += ["", "Correlation of Fixed Effects:"]
                 row_names, col_names, rows = self._correlation_cells()
