@@ -124,13 +124,16 @@ axes[0].legend(loc="lower center")
 fig.tight_layout()
 plt.show()
 
+sd_town = np.sqrt(sd_int**2 + sd_urban**2 + 2 * corr * sd_int * sd_urban)
 p_average = expit(b["(Intercept)"] + b["livch2"])
 say(f"""
 A rural woman of average age with two children in an average district uses
 contraception with probability {p_average:.2f}. The curve bends down at both ends
 of the age range: the I(age^2) coefficient {b['I(age^2)']:.4f} is negative. The
 district curves spread around the average curve more in the countryside than in
-towns, which is what the urban random slope and its negative correlation say.
+towns: a district's effect has standard deviation {sd_int:.2f} for rural women and
+sqrt({sd_int:.2f}² + {sd_urban:.2f}² + 2 x {corr:.2f} x {sd_int:.2f} x {sd_urban:.2f}) =
+{sd_town:.2f} for urban ones, on the log-odds scale.
 """)
 
 # %%
