@@ -135,7 +135,9 @@ class BatchCriterion:
             pwrss = diag[-1] ** 2
             logdet_RX = 2.0 * np.log(diag[:-1]).sum(axis=0) if self.reml else 0.0
             n, p, slw = self.parts
-            value = criterion_from_parts(logdet_L, logdet_RX, pwrss, n, p, slw, self.reml, log=np.log)
+            value = criterion_from_parts(
+                logdet_L, logdet_RX, pwrss, n, p, slw, self.reml, log=np.log
+            )
         return np.where(np.isfinite(value), value, np.inf)
 
     def solution(self, thetas, idx):
@@ -232,7 +234,9 @@ def _newton(crit, theta, reps):
         th, f0 = theta[:, active], value[active]
         J = active.size
         # Central differences: all points of all active replicates in one call.
-        pts = np.concatenate([th + d[:, None] for d in offsets] + [th - d[:, None] for d in offsets], axis=1)
+        pts = np.concatenate(
+            [th + d[:, None] for d in offsets] + [th - d[:, None] for d in offsets], axis=1
+        )
         f = crit(pts, np.tile(reps[active], 2 * len(offsets))).reshape(2, len(offsets), J)
         fp, fm = f[0], f[1]
         g = (fp[:k] - fm[:k]) / (2 * h)

@@ -106,8 +106,10 @@ class ParameterMap:
             sd = np.sqrt(np.einsum("bii->bi", V))
             with np.errstate(invalid="ignore", divide="ignore"):
                 cor = V[:, rows, cols] / (sd[:, rows] * sd[:, cols])
+            # A correlation with a zero standard deviation is undefined; lme4's
+            # cov2sdcor (behind confint and bootMer's parameters) reports it as 0.
+            cor = np.where(np.isfinite(cor), cor, 0.0)
             values = np.where(rows == cols, sd[:, rows] * sigma[:, None], cor)
-            # A correlation with a zero standard deviation is undefined: lme4 reports NaN.
             out.append(values)
             start += rows.size
         out.append(sigma[:, None])

@@ -92,7 +92,8 @@ class AnovaTable:
         rw = max(len(n) for n in names)
         out.append(" " * rw + "".join(" " + label.rjust(w) for label, w in zip(labels, widths)))
         for i, name in enumerate(names):
-            out.append(name.ljust(rw) + "".join(" " + col[i].rjust(w) for col, w in zip(cols, widths)))
+            cells = "".join(" " + col[i].rjust(w) for col, w in zip(cols, widths))
+            out.append(name.ljust(rw) + cells)
         if has_stars:
             out += ["---", "Signif. codes:  0 ‘***’ 0.001 ‘**’ 0.01 ‘*’ 0.05 ‘.’ 0.1 ‘ ’ 1"]
         return out
@@ -236,7 +237,9 @@ def compare_models(*models, names=None, refit=True, data_name=None) -> AnovaTabl
         refitted = tuple(n for n, is_reml in zip(names, reml) if is_reml)
         if refitted:
             exceptions.warn(_REFIT_MESSAGE, RefitWarning)
-        deviances = [ml_refit(r).deviance if is_reml else r.deviance for r, is_reml in zip(results, reml)]
+        deviances = [
+            ml_refit(r).deviance if is_reml else r.deviance for r, is_reml in zip(results, reml)
+        ]
     else:
         if any(reml) and not all(reml):
             exceptions.warn("some models fit with REML = TRUE, some not", UserWarning)
