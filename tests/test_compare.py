@@ -13,7 +13,9 @@ from sklmixed.inference import NotNestedError, RefitWarning, anova, compare_mode
 from ._lme4 import REFERENCE, load_data
 
 PAIRS = sorted((REFERENCE / "inference").glob("anova_*.json"))
-DATASETS = {"exam": "Exam", "sleepstudy": "sleepstudy", "pastes": "Pastes", "penicillin": "Penicillin"}
+DATASETS = {
+    "exam": "Exam", "sleepstudy": "sleepstudy", "pastes": "Pastes", "penicillin": "Penicillin"
+}
 TOL_ANOVA = 1e-6  # the tolerance on anova(m0, m1)
 
 
@@ -43,7 +45,8 @@ def test_refit_false_compares_reml_fits_with_the_same_fixed_effects(sleep):
     m1 = lmer("Reaction ~ Days + (Days | Subject)", sleep)
     table = anova(m0, m1, refit=False)
     assert table.refitted == ()
-    np.testing.assert_allclose(table.table["deviance"], [m0.result_.reml_criterion, m1.result_.reml_criterion])
+    reml = [m0.result_.reml_criterion, m1.result_.reml_criterion]
+    np.testing.assert_allclose(table.table["deviance"], reml)
 
 
 def test_refit_false_refuses_reml_fits_with_different_fixed_effects(sleep):

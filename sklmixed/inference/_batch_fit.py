@@ -135,7 +135,9 @@ class BatchCriterion:
             pwrss = diag[-1] ** 2
             logdet_RX = 2.0 * np.log(diag[:-1]).sum(axis=0) if self.reml else 0.0
             n, p, slw = self.parts
-            value = criterion_from_parts(logdet_L, logdet_RX, pwrss, n, p, slw, self.reml, log=np.log)
+            value = criterion_from_parts(
+                logdet_L, logdet_RX, pwrss, n, p, slw, self.reml, log=np.log
+            )
         return np.where(np.isfinite(value), value, np.inf)
 
     def solution(self, thetas, idx):
@@ -168,6 +170,12 @@ def _cholesky(S):
 def newton_search(crit: BatchCriterion, theta0, lower, n_rep):
     """Minimize the criterion of every replicate from ``theta0``.
 
+    θ = 0 in a column of ``T`` is a stationary point of the criterion whatever the
+    data (it depends on that column through ``T Tᵀ``), so a search started there stays
+    there: diagonal entries of the start below 1e-3 start at 0.1 instead (within the
+    fit's own starting range), and a replicate that ends on a bound is tried just
+    off it (1e-3, 1e-2, 0.1) and searched again from there when that is lower.
+
     Parameters
     ----------
     crit : BatchCriterion
@@ -184,9 +192,37 @@ def newton_search(crit: BatchCriterion, theta0, lower, n_rep):
     settled : ndarray of bool, shape (n_rep,)
         Whether the search converged for each replicate.
     """
-    k = theta0.size
-    theta = np.repeat(theta0[:, None], n_rep, axis=1)
-    value = crit(theta, np.arange(n_rep))
+    bounded = np.isfinite(lower)
+    start = np.where(bounded & (theta0 < 1e-3), 0.1, theta0)
+    reps = np.arange(n_rep)
+    theta, value, settled = _newton(crit, np.repeat(start[:, None], n_rep, axis=1), reps)
+    theta, value = _snap_to_bounds(crit, _canonical(theta, crit.term), value, lower)
+    for d in np.flatnonzero(bounded):
+        on = np.flatnonzero(theta[d] == 0)
+        if on.size == 0:
+            continue
+        off = np.array([1e-3, 1e-2, 1e-1])
+        trial = np.repeat(theta[:, on, None], off.size, axis=2)
+        trial[d] = off
+        f = crit(trial.reshape(theta.shape[0], -1), np.repeat(on, off.size)).reshape(on.size, -1)
+        best = np.argmin(f, axis=1)
+        lower_off = f[np.arange(on.size), best] < value[on] - 1e-10
+        if not lower_off.any():
+            continue
+        again = on[lower_off]
+        th2, v2, s2 = _newton(crit, trial[:, lower_off, best[lower_off]], again)
+        th2, v2 = _snap_to_bounds(crit, _canonical(th2, crit.term), v2, lower, idx=again)
+        better = v2 < value[again]
+        theta[:, again[better]], value[again[better]] = th2[:, better], v2[better]
+        settled[again] &= s2
+    return theta, value, settled
+
+
+def _newton(crit, theta, reps):
+    """Newton's search for the replicates ``reps`` from the columns of ``theta``."""
+    k, n_rep = theta.shape
+    theta = theta.copy()
+    value = crit(theta, reps)
     settled = np.zeros(n_rep, dtype=bool)
     active = np.flatnonzero(np.isfinite(value))
     h, eye = _STEP, np.eye(k)
@@ -198,8 +234,10 @@ def newton_search(crit: BatchCriterion, theta0, lower, n_rep):
         th, f0 = theta[:, active], value[active]
         J = active.size
         # Central differences: all points of all active replicates in one call.
-        pts = np.concatenate([th + d[:, None] for d in offsets] + [th - d[:, None] for d in offsets], axis=1)
-        f = crit(pts, np.tile(active, 2 * len(offsets))).reshape(2, len(offsets), J)
+        pts = np.concatenate(
+            [th + d[:, None] for d in offsets] + [th - d[:, None] for d in offsets], axis=1
+        )
+        f = crit(pts, np.tile(reps[active], 2 * len(offsets))).reshape(2, len(offsets), J)
         fp, fm = f[0], f[1]
         g = (fp[:k] - fm[:k]) / (2 * h)
         H = np.empty((J, k, k))
@@ -218,14 +256,14 @@ def newton_search(crit: BatchCriterion, theta0, lower, n_rep):
         # Backtracking: the full step, else the longest of halved steps (tried
         # together) that does not raise the criterion.
         new = th + step
-        f_new = crit(new, active)
+        f_new = crit(new, reps[active])
         bad = np.flatnonzero(~(f_new <= f0) & ~done)
         for start in range(1, _MAX_HALVINGS, _HALVINGS_AT_ONCE):
             if bad.size == 0:
                 break
             alphas = 0.5 ** np.arange(start, start + _HALVINGS_AT_ONCE)
             trial = th[:, bad, None] + step[:, bad, None] * alphas  # (k, nbad, a)
-            f_trial = crit(trial.reshape(k, -1), np.repeat(active[bad], alphas.size))
+            f_trial = crit(trial.reshape(k, -1), np.repeat(reps[active[bad]], alphas.size))
             f_trial = f_trial.reshape(bad.size, alphas.size)
             ok = f_trial <= f0[bad, None]
             first = np.argmax(ok, axis=1)
@@ -239,8 +277,6 @@ def newton_search(crit: BatchCriterion, theta0, lower, n_rep):
         stop = done | (~better & (decrease < 1e-8))
         settled[active[stop]] = True
         active = active[~stop]
-    theta = _canonical(theta, crit.term)
-    theta, value = _snap_to_bounds(crit, theta, value, lower)
     return theta, value, settled
 
 
@@ -255,15 +291,17 @@ def _canonical(theta, term):
     return theta
 
 
-def _snap_to_bounds(crit, theta, value, lower, tol=1e-5):
-    """Diagonal entries within ``tol`` of 0 put on it where the criterion does not rise."""
+def _snap_to_bounds(crit, theta, value, lower, tol=1e-5, idx=None):
+    """Diagonal entries within ``tol`` of 0 put on it where the criterion does not rise
+    (columns of ``theta`` are the replicates ``idx``, all by default)."""
+    reps = np.arange(theta.shape[1]) if idx is None else idx
     for d in np.flatnonzero(np.isfinite(lower)):
         near = np.flatnonzero((theta[d] != 0) & (theta[d] < tol))
         if near.size == 0:
             continue
         trial = theta[:, near].copy()
         trial[d] = 0.0
-        f = crit(trial, near)
+        f = crit(trial, reps[near])
         ok = f <= value[near]
         theta[:, near[ok]], value[near[ok]] = trial[:, ok], f[ok]
     return theta, value

@@ -42,8 +42,9 @@ class ParameterMap:
     ----------
     names : tuple of str
         ``.sig01``, ..., ``.sigma`` (the variance parameters), then the fixed effects.
+        A GLMM of a family without a scale (binomial, Poisson) has no ``.sigma``.
     n_var : int
-        Number of variance parameters, ``.sigma`` included.
+        Number of variance parameters, ``.sigma`` included when there is one.
     term_sizes : tuple of int
         Columns of each random-effects term, in lme4's order.
     lower, upper : ndarray
@@ -56,29 +57,34 @@ class ParameterMap:
     term_sizes: tuple
     lower: np.ndarray
     upper: np.ndarray
+    has_sigma: bool = True
 
     @classmethod
     def of(cls, result):
         """The map of a :class:`~sklmixed.result.MixedLMResult`."""
         sizes = tuple(len(term.column_names) for term in result.terms)
+        # lme4's useSc: a linear model has σ; binomial and Poisson GLMMs have none.
+        has_sigma = getattr(result, "family", "gaussian") == "gaussian"
         is_sd = np.concatenate(
-            [np.equal(*_tril_column_wise(q)) for q in sizes] + [np.array([True])]
+            [np.equal(*_tril_column_wise(q)) for q in sizes] + [np.ones(int(has_sigma), bool)]
         )
         n_var = is_sd.size
-        names = tuple(f".sig{k:02d}" for k in range(1, n_var)) + (".sigma",)
-        names += tuple(result.fixed_effects.index)
+        n_sig = n_var - int(has_sigma)
+        names = tuple(f".sig{k:02d}" for k in range(1, n_sig + 1))
+        names += (".sigma",) * int(has_sigma) + tuple(result.fixed_effects.index)
         return cls(
             names=names,
             n_var=n_var,
             term_sizes=sizes,
             lower=np.where(is_sd, 0.0, -1.0),
             upper=np.where(is_sd, np.inf, 1.0),
+            has_sigma=has_sigma,
         )
 
     @property
     def n_theta(self) -> int:
         """Number of θ entries (variance parameters less ``σ``)."""
-        return self.n_var - 1
+        return self.n_var - int(self.has_sigma)
 
     def to_sdcor(self, theta, sigma):
         """Standard deviations and correlations of each term, then ``σ``.
@@ -106,8 +112,10 @@ class ParameterMap:
             sd = np.sqrt(np.einsum("bii->bi", V))
             with np.errstate(invalid="ignore", divide="ignore"):
                 cor = V[:, rows, cols] / (sd[:, rows] * sd[:, cols])
+            # A correlation with a zero standard deviation is undefined; lme4's
+            # cov2sdcor (behind confint and bootMer's parameters) reports it as 0.
+            cor = np.where(np.isfinite(cor), cor, 0.0)
             values = np.where(rows == cols, sd[:, rows] * sigma[:, None], cor)
-            # A correlation with a zero standard deviation is undefined: lme4 reports NaN.
             out.append(values)
             start += rows.size
         out.append(sigma[:, None])

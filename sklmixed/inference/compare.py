@@ -92,7 +92,8 @@ class AnovaTable:
         rw = max(len(n) for n in names)
         out.append(" " * rw + "".join(" " + label.rjust(w) for label, w in zip(labels, widths)))
         for i, name in enumerate(names):
-            out.append(name.ljust(rw) + "".join(" " + col[i].rjust(w) for col, w in zip(cols, widths)))
+            cells = "".join(" " + col[i].rjust(w) for col, w in zip(cols, widths))
+            out.append(name.ljust(rw) + cells)
         if has_stars:
             out += ["---", "Signif. codes:  0 ‘***’ 0.001 ‘**’ 0.01 ‘*’ 0.05 ‘.’ 0.1 ‘ ’ 1"]
         return out
@@ -152,12 +153,23 @@ def _stars(p):
 
 def _result_of(model, position):
     result = getattr(model, "result_", model)
-    if not hasattr(result, "fit") or not hasattr(result, "method"):
+    if not all(hasattr(result, a) for a in ("log_likelihood", "df", "formula", "terms")):
         raise TypeError(
             f"anova: model {position} is a {type(model).__name__}, not a fitted "
-            "MixedLMRegressor (or its result_)."
+            "MixedLMRegressor or glmer fit (or its result_)."
         )
     return result
+
+
+def _family(result):
+    """A linear model's family is Gaussian; a GLMM's its own (lme4 refuses to compare
+    log-likelihoods of different families)."""
+    return getattr(result, "family", "gaussian"), getattr(result, "link", "identity")
+
+
+def _log_likelihood(result):
+    """lme4's ``logLik``: for a GLMM by quadrature, lme4's own value."""
+    return getattr(result, "lme4_log_likelihood", result.log_likelihood)
 
 
 def anova(*models, **kwargs):
@@ -230,13 +242,23 @@ def compare_models(*models, names=None, refit=True, data_name=None) -> AnovaTabl
     if len(names) != len(results) or len(set(names)) != len(names):
         raise ValueError(f"names: {len(results)} distinct names are needed; got {names!r}.")
     _check_same_data(results, names)
-    reml = [r.method == "REML" for r in results]
+    families = {_family(r) for r in results}
+    if len(families) > 1:
+        raise ValueError(
+            "anova: the models have different families or links ("
+            + ", ".join(f"{n}: {'/'.join(_family(r))}" for n, r in zip(names, results))
+            + "); their likelihoods are not comparable."
+        )
+    reml = [getattr(r, "method", None) == "REML" for r in results]
     refitted = ()
     if refit:
         refitted = tuple(n for n, is_reml in zip(names, reml) if is_reml)
         if refitted:
             exceptions.warn(_REFIT_MESSAGE, RefitWarning)
-        deviances = [ml_refit(r).deviance if is_reml else r.deviance for r, is_reml in zip(results, reml)]
+        deviances = [
+            ml_refit(r).deviance if is_reml else -2.0 * _log_likelihood(r)
+            for r, is_reml in zip(results, reml)
+        ]
     else:
         if any(reml) and not all(reml):
             exceptions.warn("some models fit with REML = TRUE, some not", UserWarning)
@@ -248,7 +270,7 @@ def compare_models(*models, names=None, refit=True, data_name=None) -> AnovaTabl
                 + " vs ".join(f"{n}: {list(r.fixed_effects.index)}" for n, r in zip(names, results))
                 + "). Use refit=True (lme4's default) to compare the ML fits."
             )
-        deviances = [-2.0 * r.log_likelihood for r in results]
+        deviances = [-2.0 * _log_likelihood(r) for r in results]
     npar = [int(r.df) for r in results]
     order = sorted(range(len(results)), key=lambda i: npar[i])  # stable, as R's order()
     _check_nested([results[i] for i in order], [names[i] for i in order], [npar[i] for i in order])
@@ -283,16 +305,25 @@ def _check_same_data(results, names):
             + ", ".join(f"{name}: {k}" for name, k in zip(names, n))
             + " (missing values dropped in one model and not another?)."
         )
-    y0 = results[0].fitted + results[0].residuals
+    y0 = _response(results[0])
     scale = float(np.abs(y0).max()) if y0.size else 0.0
     for name, r in zip(names[1:], results[1:]):
-        y = r.fitted + r.residuals
+        y = _response(r)
+        if y.shape != y0.shape:
+            raise ValueError(f"anova: {names[0]} and {name} were fitted to different responses.")
         # y rebuilt from fitted values and residuals: equal to rounding, relative to y.
         if np.abs(y - y0).max() > 1e-8 * max(scale, 1e-300):
             raise ValueError(
                 f"anova: {names[0]} and {name} were fitted to different responses; "
                 "models compared by a likelihood-ratio test must share their data."
             )
+
+
+def _response(result):
+    """The response a model was fitted to (a GLMM keeps it; a linear model's is its
+    fitted values plus residuals)."""
+    y = getattr(result, "y", None)
+    return np.asarray(result.fitted + result.residuals if y is None else y, dtype=float)
 
 
 def _check_nested(results, names, npar):

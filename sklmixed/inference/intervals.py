@@ -13,7 +13,7 @@ _METHODS = ("profile", "Wald", "boot")
 
 def _result_of(model):
     result = getattr(model, "result_", model)
-    if not hasattr(result, "fit") or not hasattr(result, "theta_order"):
+    if not hasattr(result, "fixed_effects") or not hasattr(result, "theta_order"):
         raise TypeError(
             f"confint needs a fitted MixedLMRegressor (or its result_); got {type(model).__name__}."
         )
@@ -86,6 +86,11 @@ def confint(
     if method == "Wald":
         table = wald_intervals(result, level)
         return table.loc[_selected(table.index, _n_var(table), parm)]
+    if hasattr(result, "family"):
+        raise NotImplementedError(
+            f"confint(method={method!r}) is not available for a GLMM yet; "
+            "method='Wald' is (lme4's confint(fit, method = \"Wald\"))."
+        )
     if method == "profile":
         names = profile_names(result)
         which = _selected(names, _n_var_of(names), parm)
@@ -103,7 +108,7 @@ def profile_names(result):
 
 
 def _n_var_of(names):
-    return sum(1 for n in names if n.startswith(".sig"))
+    return sum(1 for n in names if n.startswith(".sig"))  # .sig01, ..., .sigma
 
 
 def _n_var(table):

@@ -124,7 +124,10 @@ class _VarianceDeviance:
             return np.inf
         sigma2 = sdcor[-1] ** 2
         return (
-            factor.logdet_L - self.slw + factor.pwrss / sigma2 + self.n * (_LOG_2PI + math.log(sigma2))
+            factor.logdet_L
+            - self.slw
+            + factor.pwrss / sigma2
+            + self.n * (_LOG_2PI + math.log(sigma2))
         )
 
 
@@ -187,7 +190,8 @@ class Profile:
         rows = []
         for name in self.parameters:
             part = self.table[self.table[".par"] == name]
-            rows.append(pd.DataFrame({"parameter": name, "value": part[name], "zeta": part[".zeta"]}))
+            columns = {"parameter": name, "value": part[name], "zeta": part[".zeta"]}
+            rows.append(pd.DataFrame(columns))
         return pd.concat(rows, ignore_index=True)
 
     def confint(self, level=0.95) -> pd.DataFrame:

@@ -319,7 +319,8 @@ def profile_zeta(profile, *, levels=(0.5, 0.8, 0.9, 0.95, 0.99), absolute=False,
     if axes is None:
         n_cols = min(4, len(names))
         n_rows = -(-len(names) // n_cols)
-        fig, axes = _pyplot().subplots(n_rows, n_cols, figsize=(2.8 * n_cols, 2.6 * n_rows), squeeze=False)
+        size = (2.8 * n_cols, 2.6 * n_rows)
+        _, axes = _pyplot().subplots(n_rows, n_cols, figsize=size, squeeze=False)
         for ax in axes.ravel()[len(names) :]:
             ax.set_visible(False)
     axes = np.ravel(axes)[: len(names)]
@@ -338,7 +339,8 @@ def profile_zeta(profile, *, levels=(0.5, 0.8, 0.9, 0.95, 0.99), absolute=False,
             lo, hi = limits[level].loc[name]
             for value, sign in ((lo, -1.0), (hi, 1.0)):
                 if np.isfinite(value):
-                    ax.plot([value, value], [0.0, zq if absolute else sign * zq], color="0.6", lw=0.8)
+                    top = zq if absolute else sign * zq
+                    ax.plot([value, value], [0.0, top], color="0.6", lw=0.8)
             ax.axhline(zq, color="0.85", lw=0.6)
             if not absolute:
                 ax.axhline(-zq, color="0.85", lw=0.6)

@@ -109,28 +109,33 @@ for (pair in names(pairs)) {
 }
 
 # ---- parametric bootstrap ---------------------------------------------------------------
-fit <- fits[["sleepstudy_rs"]]
-n_sim <- 2000
-seed <- 20261203
 boot_fun <- function(x) {
   th <- getME(x, "theta")
   # sd and correlation of each term, then sigma (Cv_to_Sv appends it): confint's order
   c(lme4:::Cv_to_Sv(th, n = lengths(x@cnms), s = sigma(x)), fixef(x))
 }
-set.seed(seed)
-seconds <- system.time(b <- bootMer(fit, boot_fun, nsim = n_sim, type = "parametric",
-                                    use.u = FALSE))[["elapsed"]]
-names_boot <- c(".sig01", ".sig02", ".sig03", ".sigma", names(fixef(fit)))
 probs <- c(0.01, 0.02, 0.025, 0.03, 0.05, 0.25, 0.5, 0.75, 0.95, 0.97, 0.975, 0.98, 0.99)
-quant <- apply(b$t, 2, quantile, probs = probs, na.rm = TRUE)
-write_json_file(list(
-  name = "sleepstudy_rs", formula = models$sleepstudy_rs[[2]], REML = TRUE,
-  nsim = n_sim, seed = seed, parameters = names_boot, t0 = unname(b$t0),
-  probs = probs,
-  quantiles = setNames(lapply(seq_along(names_boot), function(j) unname(quant[, j])), names_boot),
-  mean = setNames(as.list(colMeans(b$t)), names_boot),
-  sd = setNames(as.list(apply(b$t, 2, sd)), names_boot),
-  singular = mean(b$t[, 2] == 0 | abs(b$t[, 2]) == 1),
-  seconds = seconds
-), "bootstrap_sleepstudy.json")
+write_bootstrap <- function(name, fit, formula, file, n_sim = 2000, seed = 20261203) {
+  set.seed(seed)
+  seconds <- system.time(b <- bootMer(fit, boot_fun, nsim = n_sim, type = "parametric",
+                                      use.u = FALSE))[["elapsed"]]
+  names_boot <- rownames(confint(fit, method = "Wald"))
+  quant <- apply(b$t, 2, quantile, probs = probs, na.rm = TRUE)
+  write_json_file(list(
+    name = name, formula = formula, REML = isREML(fit),
+    nsim = n_sim, seed = seed, parameters = names_boot, t0 = unname(b$t0),
+    probs = probs,
+    quantiles = setNames(lapply(seq_along(names_boot), function(j) unname(quant[, j])), names_boot),
+    mean = setNames(as.list(colMeans(b$t)), names_boot),
+    sd = setNames(as.list(apply(b$t, 2, sd)), names_boot),
+    zero_sd = setNames(as.list(colMeans(b$t == 0)), names_boot),
+    seconds = seconds
+  ), file)
+}
+write_bootstrap("sleepstudy_rs", fits[["sleepstudy_rs"]], models$sleepstudy_rs[[2]],
+                "bootstrap_sleepstudy.json")
+# A singular estimate (the batch variance is 0): replicates start on the bound.
+dyestuff2 <- read_dataset("Dyestuff2")
+write_bootstrap("dyestuff2", lmer(Yield ~ 1 + (1 | Batch), dyestuff2), "Yield ~ 1 + (1 | Batch)",
+                "bootstrap_dyestuff2.json")
 cat("done\n")
