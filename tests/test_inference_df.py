@@ -305,3 +305,33 @@ def test_summary_tables_gain_lmertests_columns():
     ml = _fit(ref["formula"], ref["dataset"], False)
     with pytest.raises(ValueError, match="only available for REML"):
         ml.summary(ddf="Kenward-Roger")
+
+
+# ------------------------------------------------------------- weights, structure
+def test_frequency_weights_count_rows():
+    """sample_weight=2 is every row twice: the same df (the statistics are sums)."""
+    from sklmixed import MixedLMRegressor
+
+    data = load_data("sleepstudy")
+    X, y = data[["Days", "Subject"]], data["Reaction"]
+    est = dict(group="Subject", random_effects=["Days"])
+    weighted = MixedLMRegressor(**est).fit(X, y, sample_weight=np.full(len(y), 2.0))
+    doubled = MixedLMRegressor(**est).fit(pd.concat([X, X]), pd.concat([y, y]))
+    for method in (satterthwaite, kenward_roger):
+        np.testing.assert_allclose(method(weighted)["df"], method(doubled)["df"], rtol=1e-6)
+
+
+def test_columns_of_x_are_one_term_each():
+    from sklmixed import MixedLMRegressor
+
+    data = load_data("sleepstudy")
+    data["Days2"] = data["Days"] ** 2
+    model = MixedLMRegressor(group="Subject").fit(data[["Days", "Days2", "Subject"]],
+                                                  data["Reaction"])
+    table = anova(model, type="III")
+    assert list(table.index) == ["Days", "Days2"]
+    np.testing.assert_array_equal(table["NumDF"], [1, 1])
+    # A one-df F-test is the square of the coefficient's t-test, with the same df.
+    t = satterthwaite(model)
+    np.testing.assert_allclose(table["F value"], t["t value"].iloc[1:] ** 2, rtol=1e-10)
+    np.testing.assert_allclose(table["DenDF"], t["df"].iloc[1:], rtol=1e-10)

@@ -10,11 +10,17 @@ structure, as lmerTest builds it, then tested by :func:`~._contest.contest`:
   marginally (its own coefficients); a contained term is adjusted for every term but
   those containing it (Doolittle's factor of ``XᵀX`` with the term and its
   containers last);
-- type III: with R's treatment contrasts and no term contained in another, the
-  marginal test of each term's coefficients (what lmerTest's construction reduces to
-  there). Terms contained in others (factor-by-factor interactions, a numeric main
-  effect beside its interaction with a factor) need the full-dummy design lmerTest
-  builds from the data; they are refused with a clear error.
+- type III: lmerTest's construction for R's treatment contrasts. Each term's
+  full-dummy columns (every level of each factor, R's ``~ 0 + term``) are written in
+  the model's columns, ``rdX = X G``: with an intercept and contrast-coded factors
+  the indicator of a reference level is ``1 − Σ`` the others, so ``G`` follows from
+  the term structure alone, with no pass over the data. Then, from the terms of
+  highest degree down, each term's columns of ``Gᵀ`` are replaced by their residuals
+  on the columns of the terms containing it, and the rows of the model's own columns
+  are the hypothesis. Without containment this is the marginal test of each term's
+  coefficients. Designs where ``rdX`` is not in the span of ``X`` (aliased columns
+  dropped, no intercept with containment, several-column numeric variables) are
+  refused with a clear error.
 
 ``XᵀX`` is the stored cross-product (with prior weights, ``XᵀWX``: lmerTest uses
 the unweighted ``XᵀX`` there; the two agree without weights).
@@ -167,19 +173,105 @@ def term_contrasts(model, type="III") -> dict:
             out[t.label] = L
         return out
     if type == "III":
-        contained = [t.label for t in terms if containers[t.label]]
-        if contained:
-            raise NotImplementedError(
-                "Type III tests of terms contained in other terms "
-                f"({', '.join(contained)}) are not available; use type='II' or 'I', or "
-                "contest() with your own contrasts."
-            )
+        if not any(containers.values()):
+            L_all = identity  # what lmerTest's construction reduces to
+        else:
+            L_all = _type3_contrasts(model, terms, containers, p)
         out = {}
         for t in terms:
-            L = identity[list(t.columns)]
+            L = L_all[list(t.columns)]
             out[t.label] = L[np.abs(L).sum(axis=1) > _EMPTY_ROW]
         return out
     raise ValueError(f"type must be 'I', 'II' or 'III'; got {type!r}.")
+
+
+def _type3_contrasts(model, terms, containers, p):
+    """lmerTest's ``extract_contrasts_type3`` with treatment contrasts, from the term
+    structure: rows are the hypotheses of the model's columns (see the module notes)."""
+    terms_ = getattr(model.design_, "terms_", None)
+    refuse = NotImplementedError(
+        "Type III tests of terms contained in other terms need lmerTest's full-dummy "
+        "design in the span of the model's columns, which this model does not have "
+        "(aliased columns, no intercept, or several-column variables); use type='II' "
+        "or 'I', or contest() with your own contrasts."
+    )
+    names = list(model.fixed_effects_.index)
+    if terms_ is None or INTERCEPT not in names:
+        raise refuse
+    matrix = terms_.fixed_spec
+    if model.result_.dropped_fixed or any(c.suffixes for c in matrix.codings.values()):
+        raise refuse
+    position = {name: j for j, name in enumerate(names)}
+    monomial_column = {}
+    for name, column in zip(matrix.names, matrix.columns):
+        monomial_column[frozenset(column)] = position[name]
+        if any(not matrix.codings[key].numeric and level == 0 for key, level in column):
+            raise refuse  # a factor with all its indicators: no reference level
+    # Rows of G: the intercept, then each term's full-dummy columns; each row holds
+    # the coefficients of that column on X. own[j]: the row of X's column j.
+    rows, own = [np.eye(p)[position[INTERCEPT]]], {position[INTERCEPT]: 0}
+    for t in terms:
+        keys = [k for k in matrix.codings if k in t.variables]
+        choices = [
+            [(k, 0)] if matrix.codings[k].numeric
+            else [(k, level) for level in range(len(matrix.codings[k].levels.labels))]
+            for k in keys
+        ]
+        for combo in _product(choices):
+            row = np.zeros(p)
+            for monomial, coef in _expand(combo, matrix.codings):
+                if monomial not in monomial_column:
+                    raise refuse
+                row[monomial_column[monomial]] += coef
+            if all(matrix.codings[k].numeric or level > 0 for k, level in combo):
+                own[monomial_column[frozenset(combo)]] = len(rows)
+            rows.append(row)
+    L = np.array(rows)  # (full-dummy columns, X columns): lmerTest's t(ginv(X) rdX)
+    for t in sorted(terms, key=lambda t: -len(t.variables)):  # highest degree first
+        if not containers[t.label] or not t.columns:
+            continue
+        x = L[:, [j for o in containers[t.label] for j in o.columns]]
+        y = L[:, list(t.columns)]
+        resid = y - x @ np.linalg.lstsq(x, y, rcond=None)[0]
+        L[:, list(t.columns)] = _zapsmall(resid, 7)
+    return L[[own[j] for j in range(p)]].T
+
+
+def _product(choices):
+    out = [()]
+    for options in choices:
+        out = [combo + (option,) for combo in out for option in options]
+    return out
+
+
+def _expand(combo, codings):
+    """A product of variables (numerics, level indicators) as monomials of the model's
+    columns: a reference level's indicator is 1 − Σ the other levels' indicators."""
+    terms = [(frozenset(), 1.0)]
+    for key, level in combo:
+        coding = codings[key]
+        if coding.numeric or level > 0:
+            factor = [((key, level), 1.0)]
+        else:
+            n_levels = len(coding.levels.labels)
+            factor = [(None, 1.0)] + [((key, other), -1.0) for other in range(1, n_levels)]
+        terms = [
+            (monomial | ({item} if item is not None else set()), coef * c)
+            for monomial, coef in terms
+            for item, c in factor
+        ]
+    summed = {}
+    for monomial, coef in terms:
+        summed[monomial] = summed.get(monomial, 0.0) + coef
+    return [(m, c) for m, c in summed.items() if c != 0.0]
+
+
+def _zapsmall(x, digits):
+    """R's ``zapsmall``: round to ``digits`` significant digits of the largest entry."""
+    mx = float(np.abs(x).max()) if x.size else 0.0
+    if mx == 0.0:
+        return x
+    return np.round(x, int(np.floor(max(0.0, digits - np.log10(mx)) + 0.5)))
 
 
 def anova(model, type="III", ddf="Satterthwaite") -> pd.DataFrame:

@@ -27,7 +27,10 @@ from functools import cached_property
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["MAX_DENSE_COLUMNS", "VarianceBlocks", "left", "right", "variance_blocks"]
+__all__ = [
+    "MAX_DENSE_COLUMNS", "VarianceBlocks", "block_trace", "cross", "left", "right",
+    "variance_blocks",
+]
 
 # Several grouping factors are held as one dense block of this many random-effect
 # columns at most (a few dense products of its square are formed).
@@ -39,7 +42,21 @@ def left(S, X):
     (Q, Q) matrix with a single block (``m = 1``)."""
     if sp.issparse(S):
         return (S @ X[0])[None]
-    return S @ X
+    m, q, r = X.shape
+    # One matrix product over all levels (numpy's stacked matmul runs level by level).
+    out = S @ X.transpose(1, 0, 2).reshape(q, m * r)
+    return out.reshape(S.shape[0], m, r).transpose(1, 0, 2)
+
+
+def cross(A, B):
+    """``Σₘ AₘᵀBₘ`` over the blocks of ``A`` (m, q, a) and ``B`` (m, q, b): one matrix
+    product (a stack of per-level products would run one level at a time)."""
+    return A.reshape(-1, A.shape[-1]).T @ B.reshape(-1, B.shape[-1])
+
+
+def block_trace(A, B):
+    """``Σₘ tr(AₘBₘ)`` over the blocks of two stacks (m, q, q)."""
+    return float(np.sum(A * B.transpose(0, 2, 1)))
 
 
 def right(X, S):
@@ -124,11 +141,11 @@ class VarianceBlocks:
     def XVX(self, k=1) -> np.ndarray:
         """``[X y]ᵀṼ⁻¹(W⁻¹Ṽ⁻¹)ᵏ⁻¹[X y]``, shape (p + 1, p + 1)."""
         a = self.aN
-        return self.XY - np.einsum("mai,mab,mbj->ij", a, self._powers_sum(k), a)
+        return self.XY - cross(a, self._powers_sum(k) @ a)
 
     def trace_C_inv2(self) -> float:
         """``tr C⁻²``."""
-        return float(np.einsum("mab,mba->", self.C_inv, self.C_inv))
+        return block_trace(self.C_inv, self.C_inv)
 
     # -- the fixed effects ---------------------------------------------------------
     @cached_property

@@ -14,7 +14,13 @@ import pandas as pd
 from scipy import stats as _stats
 
 from ._kenward_roger import kenward_roger, kenward_roger_f, kenward_roger_parts
-from ._satterthwaite import _check_contrasts, _result_of, satterthwaite_parts, t_table
+from ._satterthwaite import (
+    _check_contrasts,
+    _result_of,
+    quadratic_forms,
+    satterthwaite_parts,
+    t_table,
+)
 
 __all__ = ["contest", "f_table"]
 
@@ -72,7 +78,7 @@ def contest(model_or_result, L, rhs=0.0, ddf="Satterthwaite", joint=True) -> pd.
             table = kenward_roger(result, L)
         else:
             parts = satterthwaite_parts(result)
-            variance = np.einsum("ri,ij,rj->r", L, parts.vcov_beta, L)
+            variance = quadratic_forms(L, parts.vcov_beta)
             table = t_table(L @ beta, variance, parts.df(L))
         se = table["Std. Error"].to_numpy()
         t = (table["Estimate"].to_numpy() - rhs) / se

@@ -26,8 +26,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as _stats
 
-from ._blocks import left, variance_blocks
-from ._satterthwaite import _check_contrasts, _result_of, t_table
+from ._blocks import block_trace, cross, left, variance_blocks
+from ._satterthwaite import _check_contrasts, _result_of, quadratic_forms, t_table
 
 __all__ = ["KenwardRogerParts", "kenward_roger", "kenward_roger_parts"]
 
@@ -68,10 +68,13 @@ class KenwardRogerParts:
         L = np.atleast_2d(np.asarray(L, dtype=float))
         Phi = self.vcov_beta
         Theta = L.T @ np.linalg.solve(L @ Phi @ L.T, L)
-        U = np.einsum("ij,jk,rkl,lm->rim", Theta, Phi, self.P, Phi)  # ΘΦPᵣΦ
-        traces = np.einsum("rii->r", U)
+        U = (Theta @ Phi) @ self.P @ Phi  # ΘΦPᵣΦ for each r
+        traces = np.trace(U, axis1=1, axis2=2)
         A1 = float(traces @ self.W @ traces)
-        A2 = float(np.einsum("rs,rij,sji->", self.W, U, U))
+        k = U.shape[0]
+        # tr(UᵣUₛ) for every pair: one product of the flattened matrices.
+        products = U.reshape(k, -1) @ U.transpose(0, 2, 1).reshape(k, -1).T
+        A2 = float(np.sum(self.W * products))
         q = int(np.linalg.matrix_rank(L))
         B = (A1 + 6.0 * A2) / (2.0 * q)
         g = ((q + 1) * A1 - (q + 4) * A2) / ((q + 2) * A2)
@@ -131,18 +134,18 @@ def kenward_roger_parts(model_or_result) -> KenwardRogerParts:
     # Everything below on the Ṽ scale; V⁻¹ = Ṽ⁻¹/σ² gives the powers of σ².
     P = np.empty((k + 1, p, p))
     for r in range(k):
-        P[r] = -np.einsum("mqa,mqb->ab", U, EU[r]) / s2**2
+        P[r] = -cross(U, EU[r]) / s2**2
     P[k] = -XX2 / s2**2
     Q = {}
     for r in range(k):
         for s in range(r, k):
-            Q[r, s] = np.einsum("mqa,mqr,mrb->ab", EU[r], B0, EU[s]) / s2**3
-        Q[r, k] = np.einsum("mqa,mqb->ab", EU[r], ZX2) / s2**3
+            Q[r, s] = cross(EU[r], B0 @ EU[s]) / s2**3
+        Q[r, k] = cross(EU[r], ZX2) / s2**3
     Q[k, k] = XX3 / s2**3
     K = np.empty((k + 1, k + 1))
     for r in range(k):
         for s in range(r, k):
-            K[r, s] = K[s, r] = float(np.einsum("mij,mji->", EB[r], EB[s])) / s2**2
+            K[r, s] = K[s, r] = block_trace(EB[r], EB[s]) / s2**2
         K[r, k] = K[k, r] = float(np.sum(left(E[r], ZZ2).diagonal(axis1=1, axis2=2))) / s2**2
     n = float(blocks.n_obs)
     K[k, k] = (n - blocks.n_columns + blocks.trace_C_inv2()) / s2**2
@@ -211,7 +214,7 @@ def kenward_roger(model_or_result, L=None) -> pd.DataFrame:
     L = np.eye(beta.size) if L is None else _check_contrasts(L, beta.size)
     parts = kenward_roger_parts(result)
     df = np.array([parts.adjust(row[None])["ddf"] for row in L])
-    variance = np.einsum("ri,ij,rj->r", L, parts.vcov_adjusted, L)
+    variance = quadratic_forms(L, parts.vcov_adjusted)
     return t_table(L @ beta.to_numpy(), variance, df, index)
 
 

@@ -29,9 +29,12 @@ import pandas as pd
 from scipy import stats as _stats
 
 from .. import exceptions
-from ._blocks import left, variance_blocks
+from ._blocks import block_trace, cross, left, variance_blocks
 
-__all__ = ["SatterthwaiteParts", "satterthwaite", "satterthwaite_parts", "satterthwaite_df"]
+__all__ = [
+    "SatterthwaiteParts", "quadratic_forms", "satterthwaite", "satterthwaite_parts",
+    "satterthwaite_df",
+]
 
 # lmerTest's tolerance on the eigenvalues of the Hessian: smaller ones are dropped
 # from its inverse (and reported), as in lmerTest's as_lmerModLT.
@@ -65,9 +68,9 @@ class SatterthwaiteParts:
     def df(self, L) -> np.ndarray:
         """Satterthwaite's df of each row of ``L`` (shape (r, p)) as a t-test."""
         L = np.atleast_2d(np.asarray(L, dtype=float))
-        var = np.einsum("ri,ij,rj->r", L, self.vcov_beta, L)
-        grad = np.einsum("ri,kij,rj->rk", L, self.jacobian, L)
-        denom = np.einsum("rk,kl,rl->r", grad, self.vcov_varpar, grad)
+        var = quadratic_forms(L, self.vcov_beta)
+        grad = ((L @ self.jacobian) * L).sum(axis=-1).T  # lᵀ (∂Vβ/∂φₖ) l
+        denom = quadratic_forms(grad, self.vcov_varpar)
         with np.errstate(divide="ignore", invalid="ignore"):
             return 2.0 * var**2 / denom
 
@@ -155,8 +158,10 @@ def _exact_derivatives(blocks, sigma, reml):
     D = [dLam[a] @ Lam.T + Lam @ dLam[a].T for a in range(k)]
     DU = [left(D[a], Ux) for a in range(k)]  # (m, q, p)
     De = [left(D[a], e[:, :, None])[:, :, 0] for a in range(k)]
-    F = [np.einsum("mqa,mqb->ab", Ux, DU[a]) for a in range(k)]  # UxᵀDUx
-    u = [np.einsum("mqa,mq->a", Ux, De[a]) for a in range(k)]  # UxᵀDe
+    F = [cross(Ux, DU[a]) for a in range(k)]  # UxᵀDUx
+    u = [cross(Ux, De[a][:, :, None])[:, 0] for a in range(k)]  # UxᵀDe
+    B0DU = [B0 @ DU[b] for b in range(k)]
+    B0De = [(B0 @ De[b][:, :, None])[:, :, 0] for b in range(k)]
     DB = [left(D[a], B0) for a in range(k)]
 
     H = np.zeros((k + 1, k + 1))
@@ -164,16 +169,16 @@ def _exact_derivatives(blocks, sigma, reml):
         for b in range(a, k):
             Dab = dLam[a] @ dLam[b].T + dLam[b] @ dLam[a].T
             trace_Dab = float((Dab * B_sum).sum())  # B_sum symmetric
-            t1 = float(np.einsum("mij,mji->", DB[a], DB[b]))
+            t1 = block_trace(DB[a], DB[b])
             DabU = left(Dab, Ux)
             if reml:
-                F_ab = np.einsum("mqa,mqb->ab", Ux, DabU)
-                G_ab = np.einsum("mqa,mqr,mrb->ab", DU[a], B0, DU[b])
+                F_ab = cross(Ux, DabU)
+                G_ab = cross(DU[a], B0DU[b])
                 trace_Dab -= float(np.sum(M_inv * F_ab))
                 t1 += -2.0 * float(np.sum(M_inv * G_ab)) + float(
                     np.sum((M_inv @ F[a]) * (M_inv @ F[b]).T)
                 )
-            eDBDe = float(np.einsum("mi,mij,mj->", De[a], B0, De[b])) - u[a] @ M_inv @ u[b]
+            eDBDe = float(np.sum(De[a] * B0De[b])) - u[a] @ M_inv @ u[b]
             eDabe = float(np.sum(e * left(Dab, e[:, :, None])[:, :, 0]))
             H[a, b] = H[b, a] = trace_Dab - t1 + (2.0 * eDBDe - eDabe) / s2
         H[a, k] = H[k, a] = 2.0 * float(np.sum(e * De[a])) / sigma**3
@@ -246,8 +251,12 @@ def satterthwaite(model_or_result, L=None) -> pd.DataFrame:
         L = _check_contrasts(L, beta.size)
         index = None
     parts = satterthwaite_parts(result)
-    return t_table(L @ beta.to_numpy(), np.einsum("ri,ij,rj->r", L, parts.vcov_beta, L),
-                   parts.df(L), index)
+    return t_table(L @ beta.to_numpy(), quadratic_forms(L, parts.vcov_beta), parts.df(L), index)
+
+
+def quadratic_forms(L, A) -> np.ndarray:
+    """``lᵀAl`` for each row ``l`` of ``L``."""
+    return ((L @ A) * L).sum(axis=1)
 
 
 def t_table(estimate, variance, df, index=None) -> pd.DataFrame:

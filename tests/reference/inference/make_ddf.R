@@ -2,7 +2,8 @@
 # contrasts, single-model anova), written to tests/reference/inference/ddf_<name>.json
 # and the printed lmerTest summaries to ddf_<name>_summary_<method>.txt.
 #
-#   Rscript tests/reference/inference/make_ddf.R
+#   Rscript tests/reference/inference/make_ddf.R                 # every model
+#   Rscript tests/reference/inference/make_ddf.R exam_sex_vr     # only the models named
 #
 # Needs R 4 with lme4 1.1-31, lmerTest 3.1-3, pbkrtest 0.5.2 and jsonlite. Every model is
 # fitted on a CSV of tests/data/ read with read.csv(stringsAsFactors = TRUE), the files the
@@ -56,6 +57,12 @@ models$exam_factors <- list(dataset = "Exam", REML = TRUE,
   formula = "normexam ~ standLRT + sex + schgend + (1 | school)")
 models$exam_factorial <- list(dataset = "Exam", REML = TRUE,
   formula = "normexam ~ standLRT + sex * schgend + (1 | school)")
+models$exam_sex_vr <- list(dataset = "Exam", REML = TRUE,
+  formula = "normexam ~ standLRT + sex * vr + (1 | school)")
+models$exam_slope_sex <- list(dataset = "Exam", REML = TRUE,
+  formula = "normexam ~ standLRT * sex + (1 + standLRT | school)")
+only <- commandArgs(TRUE)
+if (length(only)) models <- models[only]
 
 summary_names <- c("sleepstudy_rs", "exam_ri_standLRT", "exam_cross_level", "exam_rs_ML",
                    "exam_rs_schavg",
