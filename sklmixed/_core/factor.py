@@ -363,10 +363,11 @@ def _level_quadratic_forms(L21, W, m1, q1):
     """
     Lt = L21.T.tocsr()  # (Q1, Q2)
     Q1 = Lt.shape[0]
+    W = W.T if W.flags.f_contiguous else W  # the same matrix, C-ordered as the product needs
     out = np.empty((Q1, q1))  # row s·q1 + a, column b: entry (a, b) of level s
     for start in range(0, Q1, _FORM_ROWS * q1):
         stop = min(start + _FORM_ROWS * q1, Q1)
-        H = Lt[start:stop] @ W  # (rows, Q2); W is symmetric
+        H = Lt[start:stop] @ W  # (rows, Q2)
         for b in range(q1):
             # Rows of level s's column b of L₂₁, aligned with the band's rows s·q1 + a.
             partner = Lt[np.repeat(np.arange(start + b, stop, q1), q1)]
