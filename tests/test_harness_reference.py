@@ -60,8 +60,9 @@ def test_a_harness_design_is_fitted_at_least_as_well_as_by_lme4(name):
         str(w.message) for w in caught
     ]
     # Without a warning, no better point is within reach: a tight search from the
-    # optimum (a fresh trust region, tolerance 1e-12) gains nothing worth reporting.
-    assert _tight_search_gain(model.result_) <= 2e-6
+    # optimum (a fresh trust region, tolerance 1e-12) lowers the criterion by less
+    # than half the check's threshold (1e-3, as the harness counts a missed warning).
+    assert _tight_search_gain(model.result_) < 0.5e-3
 
 
 def _tight_search_gain(result):

@@ -25,7 +25,7 @@ from .optimize import (
     restart_on_boundary,
 )
 from .solution import Solution
-from .terms import lme4_theta_start, moment_theta_start, slopes_start
+from .terms import moment_theta_start, slopes_start, theta_scales
 
 __all__ = ["LMMFit", "fit_lmm"]
 
@@ -213,29 +213,35 @@ def _optimize_theta(fun, criterion, start, step, tol, max_evals, check_convergen
     lower, terms = criterion.lower, criterion.terms
     options = dict(xtol_abs=tol, ftol_abs=tol, max_evals=max_evals)
     scales = criterion.stats.plan.scales
-    lme4_start = lme4_theta_start(terms, scales)
     record = minimize_theta(fun, start, lower, initial_step=step, **options)
-    runs = {}
-    if any(term.q > 1 for term in terms):
+    lme4_run = {
+        "lme4's start, in lme4's units": partial(
+            _run_in_lme4_units, fun, terms, scales, lower, options
+        )
+    }
+    slopes = any(term.q > 1 for term in terms)
+    if slopes:
         # With random slopes the profiled criterion can have two minima in θ, and the
         # moment start can lie in the other one's basin. lme4 starts at T = I of the
         # original columns and searches in their units, where BOBYQA's first steps
         # (NLopt's default radius) take another path: a second run does as lme4 does.
-        runs["lme4's start, in lme4's units"] = partial(
-            _run_in_lme4_units, fun, terms, scales, lower, options
-        )
-    record = best_of_starts(record, runs, max_evals)
-    # A boundary optimum may be a local one: the moment start's small first steps can
-    # settle on the wrong face of the bound. BOBYQA restarts from lme4's start (unless
-    # it ran already), then from the sign-flipped optimum.
-    restarts = {} if runs else {"lme4's start": lambda theta: lme4_start}
+        record = best_of_starts(record, lme4_run, max_evals)
+    # A boundary optimum may be a local one (separate minima on different faces of the
+    # bound): BOBYQA restarts from lme4's start (unless it ran already), then from the
+    # sign-flipped optimum.
+    restarts = {} if slopes else dict(lme4_run)
     restarts["the optimum with its zero columns' signs flipped"] = partial(
-        _flip_zero_columns, terms=terms
+        _run_flipped, fun, terms, lower, options
     )
-    record = restart_on_boundary(fun, record, restarts, lower, **options)
     if not check_convergence:
-        return record, None
-    return _refine(fun, criterion, record, tol, max_evals)
+        return restart_on_boundary(record, restarts, max_evals), None
+    record, check = _refine(fun, criterion, record, tol, max_evals)
+    # The refined optimum decides whether to restart: BOBYQA can stop short of a bound
+    # that the Newton step then reaches.
+    restarted = restart_on_boundary(record, restarts, max_evals)
+    if restarted.fmin < record.fmin:
+        return _refine(fun, criterion, restarted, tol, max_evals)
+    return restarted, check
 
 
 # The refinement goes on while the check predicts more than this fall of the criterion
@@ -346,17 +352,27 @@ def _theta_unscaled(theta_scaled, terms, scales):
     return np.concatenate(out) if out else np.zeros(0)
 
 
-def _run_in_lme4_units(fun, terms, scales, lower, options, max_evals):
-    """BOBYQA from lme4's start in lme4's units (θ of the original columns), as the
-    record of a run in the criterion's units (unit-RMS columns: ``θ̃ = s θ``)."""
-    scale = np.concatenate([s[t.theta_rows] for t, s in zip(terms, scales)])
+def _run_flipped(fun, terms, lower, options, theta, max_evals):
+    """BOBYQA from θ with its zero columns' signs flipped (:func:`_flip_zero_columns`)."""
+    start = _flip_zero_columns(theta, terms)
+    return minimize_theta(fun, start, lower, **{**options, "max_evals": max_evals})
+
+
+def _run_in_lme4_units(fun, terms, scales, lower, options, theta, max_evals):
+    """BOBYQA from lme4's start in lme4's units (``T = I`` of the original columns), as
+    the record of a run in the criterion's units (unit-RMS columns). ``theta``, the
+    best θ so far, is not used: the start is lme4's."""
+    scale = theta_scales(terms, scales)
     start = np.concatenate([t.theta_start() for t in terms])
     run = minimize_theta(
-        lambda theta: fun(scale * theta), start, lower, **{**options, "max_evals": max_evals}
+        lambda phi: fun(scale * phi), start, lower, **{**options, "max_evals": max_evals}
     )
     theta = scale * run.theta
     return replace(
-        run, theta_start=scale * start, theta=theta, on_boundary=np.isfinite(lower) & (theta == lower)
+        run,
+        theta_start=scale * start,
+        theta=theta,
+        on_boundary=np.isfinite(lower) & (theta == lower),
     )
 
 

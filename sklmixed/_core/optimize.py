@@ -193,8 +193,8 @@ def best_of_starts(record: OptimizerRecord, runs, budget):
     record : OptimizerRecord
         The run from the first start.
     runs : dict of str to callable
-        Named runs, each ``run(max_evals) -> OptimizerRecord``, given what is left of
-        the budget.
+        Named runs, each ``run(theta, max_evals) -> OptimizerRecord`` (``theta`` the
+        best θ so far), given what is left of the budget.
     budget : int
         Evaluations for all runs together.
 
@@ -203,11 +203,42 @@ def best_of_starts(record: OptimizerRecord, runs, budget):
     OptimizerRecord
         The best run, with every run's evaluations counted and named in its message.
     """
+    return _best_of(record, runs, budget, lambda best: True, "also started from")
+
+
+def restart_on_boundary(record: OptimizerRecord, runs, budget):
+    """Run the optimizer again from other points while the optimum lies on the boundary.
+
+    Boundary optima are where the criterion has separate local minima on different
+    faces (a zero variance here or there); lme4 restarts too (``restart_edge``).
+
+    Parameters
+    ----------
+    record : OptimizerRecord
+        The optimum so far.
+    runs : dict of str to callable
+        As for :func:`best_of_starts`, tried in order while the best θ is on the
+        boundary.
+    budget : int
+        Evaluations for all runs together (the record's included).
+
+    Returns
+    -------
+    OptimizerRecord
+        The best run, with every run's evaluations counted and named in its message.
+    """
+    return _best_of(
+        record, runs, budget, lambda best: best.on_boundary.any(),
+        "boundary optimum, restarted from",
+    )  # fmt: skip
+
+
+def _best_of(record, runs, budget, keep_going, wording):
     best, n_evals, kept, tried = record, record.n_evals, "the first start", []
     for name, run_from in runs.items():
-        if n_evals >= budget or not record.converged:
+        if n_evals >= budget or not record.converged or not keep_going(best):
             break
-        run = run_from(budget - n_evals)
+        run = run_from(best.theta, budget - n_evals)
         n_evals += run.n_evals
         tried.append(name)
         if run.fmin < best.fmin:
@@ -219,56 +250,8 @@ def best_of_starts(record: OptimizerRecord, runs, budget):
             **best.__dict__,
             "theta_start": record.theta_start,
             "n_evals": n_evals,
-            "message": f"{record.message}; also started from {' and from '.join(tried)}; "
+            "message": f"{record.message}; {wording} {' and from '.join(tried)}; "
             f"kept the run from {kept}" + ("" if best is record else f" ({best.message})"),
-        }
-    )
-
-
-def restart_on_boundary(fun, record: OptimizerRecord, restarts, lower, **options):
-    """Run BOBYQA again from other points when the optimum lies on the boundary.
-
-    Boundary optima are where the criterion has separate local minima on different
-    faces (a zero variance here or there); lme4 restarts too (``restart_edge``).
-
-    Parameters
-    ----------
-    fun : callable
-        The criterion.
-    record : OptimizerRecord
-        The first run.
-    restarts : dict of str to callable
-        Named starting points, each a function of the best θ found so far, tried in
-        order while that θ is on the boundary.
-    lower : ndarray
-        Lower bounds.
-    **options
-        Passed to :func:`minimize_theta`.
-
-    Returns
-    -------
-    OptimizerRecord
-        The best run, with every run's evaluations counted and named in its message.
-    """
-    if not record.on_boundary.any():
-        return record
-    best, n_evals, kept, tried = record, record.n_evals, "the first start", []
-    for name, start in restarts.items():
-        if not best.on_boundary.any():
-            break
-        run = minimize_theta(fun, start(best.theta), lower, **options)
-        n_evals += run.n_evals
-        tried.append(name)
-        if run.fmin < best.fmin:
-            best, kept = run, name
-    return OptimizerRecord(
-        **{
-            **best.__dict__,
-            "theta_start": record.theta_start,
-            "n_evals": n_evals,
-            "message": f"{record.message}; boundary optimum, restarted from "
-            f"{' and from '.join(tried)}; kept the run from {kept}"
-            + ("" if best is record else f" ({best.message})"),
         }
     )
 

@@ -17,10 +17,10 @@ import numpy as np
 __all__ = [
     "TermLayout",
     "layouts_of",
-    "lme4_theta_start",
     "moment_theta_start",
     "slopes_start",
     "split_theta",
+    "theta_scales",
 ]
 
 
@@ -99,9 +99,9 @@ def split_theta(theta, terms):
     return T
 
 
-def lme4_theta_start(terms, scales) -> np.ndarray:
-    """lme4's starting θ, ``T = I`` for the original columns, on the scale θ is
-    optimized on (columns divided by their root mean square ``s``: ``T̃ = diag(s) T``).
+def theta_scales(terms, scales) -> np.ndarray:
+    """The scale of each θ entry: θ for columns divided by their root mean square
+    ``s`` is ``θ̃ = s θ`` row by row (``T̃ = diag(s) T``).
 
     Parameters
     ----------
@@ -112,12 +112,9 @@ def lme4_theta_start(terms, scales) -> np.ndarray:
     Returns
     -------
     ndarray
-        Concatenated θ of the terms.
+        One scale per θ entry, the terms' entries concatenated.
     """
-    out = [
-        np.where(term.theta_on_diagonal, np.asarray(scale, float)[term.theta_rows], 0.0)
-        for term, scale in zip(terms, scales)
-    ]
+    out = [np.asarray(scale, float)[term.theta_rows] for term, scale in zip(terms, scales)]
     return np.concatenate(out) if out else np.zeros(0)
 
 
