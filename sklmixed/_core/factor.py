@@ -195,11 +195,6 @@ def _factor_levels_2x2(T, A, W):
     return L, C
 
 
-# Up to this many entries of the dense Q₂ × Q₁ matrix G, block 2 without a map is
-# formed densely (8 MB).
-_DENSE_FILL_ENTRIES = 1_000_000
-
-
 def _second_block_matrix(cp: CrossProducts, block_terms, T, G, B1):
     """``S₂₂ = Λ₂ᵀ (A₂₂ − G Gᵀ) Λ₂ + I``, column-major; only its lower triangle is set.
 

@@ -232,7 +232,7 @@ def compare_models(*models, names=None, refit=True, data_name=None) -> AnovaTabl
     >>> m0 = lmer("Reaction ~ Days + (1 | Subject)", sleep)
     >>> m1 = lmer("Reaction ~ Days + (Days | Subject)", sleep)
     >>> table = compare_models(m0, m1, names=["m0", "m1"])
-    >>> round(table.table.loc["m1", "Chisq"], 3)
+    >>> float(round(table.table.loc["m1", "Chisq"], 3))
     42.139
     """
     if len(models) < 2:
