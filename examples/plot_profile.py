@@ -1,7 +1,7 @@
 """
-=====================================================
+=========================================================
 Profile intervals: where the likelihood is not a parabola
-=====================================================
+=========================================================
 
 Wald intervals (estimate ± 1.96 standard errors) assume the log-likelihood is a
 parabola around the estimate. For fixed effects it nearly is; for standard
