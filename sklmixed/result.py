@@ -296,35 +296,13 @@ def build_result(fit: LMMFit, arrays, design, method, fitted) -> MixedLMResult:
         method=method,
         formula=design.formula_text(),
         n_obs=n_obs,
-        fixed_effects=pd.Series(sol.beta, index=fixed_names, name="Estimate"),
-        fixed_effects_se=pd.Series(
-            np.sqrt(np.diag(sol.beta_cov)), index=fixed_names, name="Std. Error"
-        ),
-        fixed_effects_cov=pd.DataFrame(
-            sol.beta_cov, index=fixed_names, columns=fixed_names, copy=False
+        **named_tables(
+            sol.beta, sol.beta_cov, sol.modes, sol.cond_cov, fixed_names, terms, by_name,
+            factor_names,
         ),
         dropped_fixed=tuple(design.dropped_fixed_),
         variance_components=_variance_components(terms, sigma),
-        random_effects={
-            name: pd.DataFrame(
-                sol.modes[by_name[name][0]],
-                index=by_name[name][1].levels,
-                columns=pd.Index(list(by_name[name][1].column_names), dtype=object),
-                copy=False,
-            )
-            for name in factor_names
-        },
-        random_effects_cond_var=(
-            {}
-            if sol.cond_cov is None
-            else {name: sol.cond_cov[by_name[name][0]] for name in factor_names}
-        ),
         sigma=sigma,
-        theta=np.concatenate([term.theta for term in terms]) if terms else np.zeros(0),
-        theta_names=tuple(_theta_names(terms)),
-        terms=terms,
-        levels={name: by_name[name][1].levels for name in factor_names},
-        n_groups={name: by_name[name][1].n_levels for name in factor_names},
         log_likelihood=-crit / 2.0,
         reml_criterion=crit if reml else None,
         deviance=-np.inf if fit.unbounded else sol.ml_deviance,
@@ -344,6 +322,52 @@ def build_result(fit: LMMFit, arrays, design, method, fitted) -> MixedLMResult:
         na_dropped=getattr(design, "na_dropped_", pd.Index([], dtype=np.int64)),
         training_factors=tuple(arrays.factors),
         prior_weights=arrays.weights,
+    )
+
+
+def named_tables(beta, beta_cov, modes, cond_cov, fixed_names, terms, by_name, factor_names):
+    """The result fields every mixed model names the same way (LMM and GLMM alike).
+
+    Parameters
+    ----------
+    beta, beta_cov : ndarray
+        Fixed effects and their covariance.
+    modes : list of ndarray
+        Conditional modes per block; ``cond_cov`` their covariances (or None).
+    fixed_names : pandas.Index
+    terms, by_name, factor_names
+        As returned by :func:`lme4_structure`.
+
+    Returns
+    -------
+    dict
+        Keyword arguments of the result types.
+    """
+    return dict(
+        fixed_effects=pd.Series(beta, index=fixed_names, name="Estimate"),
+        fixed_effects_se=pd.Series(
+            np.sqrt(np.diag(beta_cov)), index=fixed_names, name="Std. Error"
+        ),
+        fixed_effects_cov=pd.DataFrame(
+            beta_cov, index=fixed_names, columns=fixed_names, copy=False
+        ),
+        random_effects={
+            name: pd.DataFrame(
+                modes[by_name[name][0]],
+                index=by_name[name][1].levels,
+                columns=pd.Index(list(by_name[name][1].column_names), dtype=object),
+                copy=False,
+            )
+            for name in factor_names
+        },
+        random_effects_cond_var=(
+            {} if cond_cov is None else {name: cond_cov[by_name[name][0]] for name in factor_names}
+        ),
+        theta=np.concatenate([term.theta for term in terms]) if terms else np.zeros(0),
+        theta_names=tuple(_theta_names(terms)),
+        terms=terms,
+        levels={name: by_name[name][1].levels for name in factor_names},
+        n_groups={name: by_name[name][1].n_levels for name in factor_names},
     )
 
 

@@ -18,7 +18,7 @@ from ._core import ConvergenceCheck, OptimizerRecord
 from ._core.families import get_family
 from ._core.glmm_fit import GLMMFit, fit_glmm
 from ._core.pirls import make_problem
-from .result import SINGULAR_TOL, Term, _theta_names, _variance_components, lme4_structure
+from .result import SINGULAR_TOL, Term, _variance_components, lme4_structure, named_tables
 
 __all__ = ["GLMMResult", "fit_glmm_result", "Term"]
 
@@ -240,35 +240,13 @@ def build_glmm_result(fit: GLMMFit, arrays, design) -> GLMMResult:
         n_agq=fit.n_agq,
         formula=design.formula_text(),
         n_obs=n_obs,
-        fixed_effects=pd.Series(fit.beta, index=fixed_names, name="Estimate"),
-        fixed_effects_se=pd.Series(
-            np.sqrt(np.diag(fit.beta_cov)), index=fixed_names, name="Std. Error"
-        ),
-        fixed_effects_cov=pd.DataFrame(
-            fit.beta_cov, index=fixed_names, columns=fixed_names, copy=False
+        **named_tables(
+            fit.beta, fit.beta_cov, fit.modes, fit.cond_cov, fixed_names, terms, by_name,
+            factor_names,
         ),
         fixed_effects_cov_from=fit.beta_cov_from,
         dropped_fixed=tuple(design.dropped_fixed_),
         variance_components=_variance_components(terms, 1.0, residual=False),
-        random_effects={
-            name: pd.DataFrame(
-                fit.modes[by_name[name][0]],
-                index=by_name[name][1].levels,
-                columns=pd.Index(list(by_name[name][1].column_names), dtype=object),
-                copy=False,
-            )
-            for name in factor_names
-        },
-        random_effects_cond_var=(
-            {}
-            if fit.cond_cov is None
-            else {name: fit.cond_cov[by_name[name][0]] for name in factor_names}
-        ),
-        theta=np.concatenate([term.theta for term in terms]) if terms else np.zeros(0),
-        theta_names=tuple(_theta_names(terms)),
-        terms=terms,
-        levels={name: by_name[name][1].levels for name in factor_names},
-        n_groups={name: by_name[name][1].n_levels for name in factor_names},
         log_likelihood=-m2ll / 2.0,
         lme4_log_likelihood=-fit.objective / 2.0,
         deviance=fit.deviance,
